@@ -1,0 +1,208 @@
+package stage1
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rosos/ros/init/bootlog"
+	"github.com/rosos/ros/system/blockdev"
+	"github.com/rosos/ros/system/kmod"
+	"github.com/rosos/ros/system/mount"
+)
+
+const (
+	// ModuleList names, one a line, the modules the initramfs loads.
+	ModuleList = "/etc/ros/initrd-modules"
+	newRoot    = "/sysroot"
+	stateDir   = "/run/ros/state"      // RANCHER_STATE, read-only
+	lowerDir   = "/run/ros/slot"       // the slot's squashfs
+	persistDir = "/run/ros/persistent" // RANCHER_PERSISTENT
+	diskWait   = 30 * time.Second
+)
+
+// Run is the initramfs's /init. It returns only on failure; on success it
+// execs /sbin/init in the new root.
+func Run() error {
+	log := bootlog.New(os.Stdout, "stage1")
+	step := func(name string, f func() error) error {
+		log.Stage(name)
+		if err := f(); err != nil {
+			return fmt.Errorf("stage 1 %q: %w", name, err)
+		}
+		return nil
+	}
+	var plan Plan
+	steps := []struct {
+		name string
+		f    func() error
+	}{
+		{"mount /proc, /sys, /dev, /run", mountPseudo},
+		{"read the kernel command line", func() error {
+			b, err := os.ReadFile("/proc/cmdline")
+			if err != nil {
+				return err
+			}
+			plan, err = ParseCmdline(string(b))
+			return err
+		}},
+		{"load kernel modules", func() error { return loadModules(log, plan.Modules) }},
+		{"mount the state partition and the slot", func() error { return mountSlot(log, plan) }},
+		{"prepare the writable root", func() error { return prepareRoot(log, plan) }},
+	}
+	for _, s := range steps {
+		if err := step(s.name, s.f); err != nil {
+			return err
+		}
+	}
+	if plan.Break {
+		return fmt.Errorf("rd.break on the kernel command line: stopping before switch_root")
+	}
+	if err := step("switch to the root and exec /sbin/init", func() error {
+		if err := log.Save(filepath.Join(newRoot, "run/ros/boot-timeline.jsonl")); err != nil {
+			return err
+		}
+		if err := mount.SwitchRoot(newRoot, "/dev", "/proc", "/sys", "/run"); err != nil {
+			return err
+		}
+		return unix.Exec("/sbin/init", []string{"/sbin/init"}, os.Environ())
+	}); err != nil {
+		return err
+	}
+	return nil
+}
+
+func mountPseudo() error {
+	for _, m := range []struct{ src, dst, typ, data string }{
+		{"proc", "/proc", "proc", ""},
+		{"sysfs", "/sys", "sysfs", ""},
+		{"devtmpfs", "/dev", "devtmpfs", "mode=0755"},
+		{"tmpfs", "/run", "tmpfs", "mode=0755"},
+	} {
+		if err := mount.Mount(m.src, m.dst, m.typ, unix.MS_NOSUID, m.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func loadModules(log *bootlog.Log, extra []string) error {
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return err
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	idx, err := kmod.Open(filepath.Join("/lib/modules", release))
+	if err != nil {
+		return err
+	}
+	names, err := readList(ModuleList)
+	if err != nil {
+		return err
+	}
+	loaded, err := idx.Load(append(names, extra...)...)
+	if err != nil {
+		return err
+	}
+	log.Printf("loaded %d modules for kernel %s", len(loaded), release)
+	return nil
+}
+
+func readList(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		l := strings.TrimSpace(s.Text())
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out, s.Err()
+}
+
+func mountSlot(log *bootlog.Log, plan Plan) error {
+	state, err := blockdev.WaitLabel("/sys/class/block", "/dev", LabelState, diskWait)
+	if err != nil {
+		return err
+	}
+	if err := mount.Mount(state.Path, stateDir, "ext4", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+		return err
+	}
+	image := filepath.Join(stateDir, plan.Slot)
+	if _, err := os.Stat(image); err != nil {
+		return fmt.Errorf("slot %s: %w", plan.Slot, err)
+	}
+	loop, err := blockdev.AttachLoop(image, true)
+	if err != nil {
+		return err
+	}
+	if err := mount.Mount(loop, lowerDir, "squashfs", unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("slot %s (%s on %s): %w", plan.Slot, image, loop, err)
+	}
+	log.Printf("slot %s: %s on %s, mounted read-only", plan.Slot, image, loop)
+	return nil
+}
+
+// prepareRoot lays a tmpfs over the read-only slot (an overlay, so /etc and
+// the like can be written; those writes last until the next boot) and binds
+// the persistent directories into it.
+func prepareRoot(log *bootlog.Log, plan Plan) error {
+	if err := mount.Mount("tmpfs", "/run/ros/overlay", "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, "mode=0755"); err != nil {
+		return err
+	}
+	for _, d := range []string{"/run/ros/overlay/upper", "/run/ros/overlay/work"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	opts := "lowerdir=" + lowerDir + ",upperdir=/run/ros/overlay/upper,workdir=/run/ros/overlay/work"
+	if err := mount.Mount("overlay", newRoot, "overlay", 0, opts); err != nil {
+		return err
+	}
+	base := "/run/ros/volatile"
+	if plan.Persistent != "" {
+		dev, err := blockdev.WaitLabel("/sys/class/block", "/dev", plan.Persistent, diskWait)
+		if err != nil {
+			return fmt.Errorf("persistent storage: %w", err)
+		}
+		if err := mount.Mount(dev.Path, persistDir, "ext4", unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+			return err
+		}
+		base = persistDir
+		log.Printf("persistent storage: %s (%s) on %s", dev.Path, dev.Label, persistDir)
+	} else {
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return err
+		}
+		log.Printf("no persistent storage: changes last until the next boot")
+	}
+	for _, d := range PersistentDirs {
+		if err := mount.Bind(filepath.Join(base, d), filepath.Join(newRoot, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Fail prints why stage 1 failed and reboots after a pause, so a machine with
+// another good slot gets to it (GRUB has already counted this try).
+func Fail(err error) {
+	fmt.Fprintf(os.Stdout, "ros: stage 1 failed: %v\n", err)
+	fmt.Fprintf(os.Stdout, "ros: rebooting in 10 seconds\n")
+	time.Sleep(10 * time.Second)
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+		fmt.Fprintf(os.Stdout, "ros: reboot: %v\n", err)
+	}
+	select {} // never return from PID 1: the kernel would panic
+}

@@ -1,0 +1,227 @@
+// Package kmod loads Linux kernel modules without modprobe: it reads the
+// modules.dep, modules.softdep and modules.builtin that depmod writes, resolves
+// a module's dependencies in load order and loads each with finit_module(2).
+package kmod
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Index is what depmod knows about one kernel's modules.
+type Index struct {
+	dir      string              // /lib/modules/<version>
+	paths    map[string]string   // module name -> path relative to dir
+	deps     map[string][]string // module name -> direct dependencies (names)
+	softPre  map[string][]string // module name -> softdep "pre:" names
+	builtin  map[string]bool
+	aliasMap map[string]string // underscore form -> canonical name, for lookups
+}
+
+// Name returns the canonical module name of a path or name: "kernel/fs/ext4/ext4.ko"
+// and "ext4" give "ext4"; dashes become underscores as the kernel does.
+func Name(s string) string {
+	s = filepath.Base(s)
+	for _, ext := range []string{".ko.xz", ".ko.zst", ".ko.gz", ".ko"} {
+		s = strings.TrimSuffix(s, ext)
+	}
+	return strings.ReplaceAll(s, "-", "_")
+}
+
+// Open reads the index of the modules in dir (/lib/modules/<version>).
+func Open(dir string) (*Index, error) {
+	dep, err := os.Open(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		return nil, fmt.Errorf("kmod: %w", err)
+	}
+	defer dep.Close()
+	idx, err := Parse(dep)
+	if err != nil {
+		return nil, fmt.Errorf("kmod: %s: %w", filepath.Join(dir, "modules.dep"), err)
+	}
+	idx.dir = dir
+	if f, err := os.Open(filepath.Join(dir, "modules.softdep")); err == nil {
+		err = idx.parseSoftdep(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("kmod: modules.softdep: %w", err)
+		}
+	}
+	if f, err := os.Open(filepath.Join(dir, "modules.builtin")); err == nil {
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if l := strings.TrimSpace(s.Text()); l != "" {
+				idx.builtin[Name(l)] = true
+			}
+		}
+		f.Close()
+	}
+	return idx, nil
+}
+
+// Parse reads a modules.dep document.
+func Parse(r io.Reader) (*Index, error) {
+	idx := &Index{
+		paths:   map[string]string{},
+		deps:    map[string][]string{},
+		softPre: map[string][]string{},
+		builtin: map[string]bool{},
+	}
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	line := 0
+	for s.Scan() {
+		line++
+		l := strings.TrimSpace(s.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		path, rest, ok := strings.Cut(l, ":")
+		if !ok {
+			return nil, fmt.Errorf("line %d: want \"path: deps...\", got %q", line, l)
+		}
+		name := Name(path)
+		idx.paths[name] = path
+		for _, d := range strings.Fields(rest) {
+			idx.deps[name] = append(idx.deps[name], Name(d))
+		}
+	}
+	return idx, s.Err()
+}
+
+func (x *Index) parseSoftdep(r io.Reader) error {
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		f := strings.Fields(s.Text())
+		if len(f) < 3 || f[0] != "softdep" {
+			continue
+		}
+		mod := Name(f[1])
+		pre := false
+		for _, w := range f[2:] {
+			switch w {
+			case "pre:":
+				pre = true
+			case "post:":
+				pre = false
+			default:
+				if pre {
+					x.softPre[mod] = append(x.softPre[mod], Name(w))
+				}
+			}
+		}
+	}
+	return s.Err()
+}
+
+// Has reports whether the index knows the module (as a file or built in).
+func (x *Index) Has(name string) bool {
+	n := Name(name)
+	_, ok := x.paths[n]
+	return ok || x.builtin[n]
+}
+
+// Path is the module's file relative to the index's directory.
+func (x *Index) Path(name string) (string, bool) {
+	p, ok := x.paths[Name(name)]
+	return p, ok
+}
+
+// Resolve returns the modules to load for names, dependencies first, each
+// once. Built-in modules are left out. Soft "pre" dependencies are included
+// when the index has them and skipped silently otherwise (they are optional).
+func (x *Index) Resolve(names ...string) ([]string, error) {
+	var order []string
+	state := map[string]int{} // 0 unseen, 1 visiting, 2 done
+	var visit func(n string, chain []string, soft bool) error
+	visit = func(n string, chain []string, soft bool) error {
+		switch state[n] {
+		case 2:
+			return nil
+		case 1:
+			return fmt.Errorf("dependency cycle: %s -> %s", strings.Join(chain, " -> "), n)
+		}
+		if x.builtin[n] {
+			state[n] = 2
+			return nil
+		}
+		if _, ok := x.paths[n]; !ok {
+			if soft {
+				state[n] = 2
+				return nil
+			}
+			if len(chain) > 0 {
+				return fmt.Errorf("module %s (needed by %s) not found", n, chain[len(chain)-1])
+			}
+			return fmt.Errorf("module %s not found", n)
+		}
+		state[n] = 1
+		chain = append(chain, n)
+		for _, p := range x.softPre[n] {
+			if err := visit(p, chain, true); err != nil {
+				return err
+			}
+		}
+		for _, d := range x.deps[n] {
+			if err := visit(d, chain, false); err != nil {
+				return err
+			}
+		}
+		state[n] = 2
+		order = append(order, n)
+		return nil
+	}
+	for _, n := range names {
+		if err := visit(Name(n), nil, false); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// Load loads the named modules and their dependencies. A module the kernel
+// already has is not an error. It returns the names it loaded.
+func (x *Index) Load(names ...string) ([]string, error) {
+	order, err := x.Resolve(names...)
+	if err != nil {
+		return nil, fmt.Errorf("kmod: %w", err)
+	}
+	var loaded []string
+	for _, n := range order {
+		if Loaded(n) {
+			continue
+		}
+		path := filepath.Join(x.dir, x.paths[n])
+		if err := loadFile(path); err != nil {
+			return loaded, fmt.Errorf("kmod: load %s (%s): %w", n, path, err)
+		}
+		loaded = append(loaded, n)
+	}
+	return loaded, nil
+}
+
+// Loaded reports whether the running kernel has module name (loaded or built in).
+func Loaded(name string) bool {
+	_, err := os.Stat(filepath.Join("/sys/module", Name(name)))
+	return err == nil
+}
+
+func loadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = unix.FinitModule(int(f.Fd()), "", 0)
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	return err
+}

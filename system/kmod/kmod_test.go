@@ -1,0 +1,122 @@
+package kmod
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const dep = `kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
+kernel/lib/crc16.ko:
+kernel/fs/mbcache.ko:
+kernel/fs/jbd2/jbd2.ko:
+kernel/fs/squashfs/squashfs.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_pci_modern_dev.ko:
+kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/crypto/crc32c_generic.ko:
+kernel/fs/nls/nls_iso8859-1.ko:
+`
+
+func index(t *testing.T) *Index {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("modules.dep", dep)
+	write("modules.softdep", "# comment\nsoftdep ext4 pre: crc32c crc32c_missing post: nothing\n")
+	write("modules.builtin", "kernel/fs/fat/fat.ko\n")
+	x, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func TestResolveOrdersDependenciesFirst(t *testing.T) {
+	x := index(t)
+	got, err := x.Resolve("virtio_blk", "ext4", "virtio-pci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"virtio", "virtio_ring", "virtio_blk", "crc16", "mbcache", "jbd2", "ext4",
+		"virtio_pci_modern_dev", "virtio_pci"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Resolve = %v, want %v", got, want)
+	}
+}
+
+func TestSoftdepPreIsLoadedWhenPresent(t *testing.T) {
+	x := index(t)
+	// crc32c is not in the index under that name: only crc32c_generic is; the
+	// optional soft dependency is skipped without error.
+	x.paths["crc32c"] = "kernel/crypto/crc32c.ko"
+	got, err := x.Resolve("ext4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != "crc32c" || got[len(got)-1] != "ext4" {
+		t.Fatalf("Resolve = %v: want crc32c first and ext4 last", got)
+	}
+}
+
+func TestBuiltinAndMissing(t *testing.T) {
+	x := index(t)
+	got, err := x.Resolve("fat")
+	if err != nil || len(got) != 0 {
+		t.Fatalf("builtin fat: got %v, %v; want nothing to load", got, err)
+	}
+	if !x.Has("fat") || !x.Has("nls-iso8859-1") || x.Has("nope") {
+		t.Fatal("Has gives wrong answers")
+	}
+	_, err = x.Resolve("nope")
+	if err == nil || !strings.Contains(err.Error(), "module nope not found") {
+		t.Fatalf("missing module: err = %v", err)
+	}
+}
+
+func TestMissingDependencyNamesItsUser(t *testing.T) {
+	x, err := Parse(strings.NewReader("kernel/a.ko: kernel/b.ko\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = x.Resolve("a")
+	if err == nil || !strings.Contains(err.Error(), "module b (needed by a) not found") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCycleIsAnError(t *testing.T) {
+	x, err := Parse(strings.NewReader("a.ko: b.ko\nb.ko: a.ko\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Resolve("a"); err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Fatalf("err = %v, want a cycle error", err)
+	}
+}
+
+func TestParseRejectsGarbage(t *testing.T) {
+	if _, err := Parse(strings.NewReader("no colon here\n")); err == nil {
+		t.Fatal("want an error for a line without a colon")
+	}
+}
+
+func TestName(t *testing.T) {
+	for in, want := range map[string]string{
+		"kernel/fs/nls/nls_iso8859-1.ko": "nls_iso8859_1",
+		"virtio-pci":                     "virtio_pci",
+		"x.ko.xz":                        "x",
+	} {
+		if got := Name(in); got != want {
+			t.Errorf("Name(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
