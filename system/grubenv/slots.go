@@ -26,6 +26,9 @@ const (
 	MaxTries = 3
 )
 
+// Path is where the block lives on the ESP; GRUB and the OS both use it.
+const Path = "EFI/ros/grubenv"
+
 // Slots are the names of the two slots.
 var Slots = []string{"A", "B"}
 

@@ -1,0 +1,158 @@
+// Package config holds the OS configuration types (RancherOS v1's
+// cloud-config keys) and loads them from layered YAML documents. It imports
+// nothing from the rest of the tree.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the merged configuration of a node.
+type Config struct {
+	Hostname          string   `yaml:"hostname,omitempty"`
+	SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys,omitempty"`
+	Rancher           Rancher  `yaml:"rancher,omitempty"`
+}
+
+// Rancher is the rancher: section.
+type Rancher struct {
+	// Services are compose service definitions, kept as YAML maps for the
+	// compose parser (package services).
+	Services    map[string]any    `yaml:"services,omitempty"`
+	Environment map[string]string `yaml:"environment,omitempty"`
+	Modules     []string          `yaml:"modules,omitempty"`
+}
+
+// Layer is one source of configuration and its document.
+type Layer struct {
+	Name string // a path or a datasource's name, for messages
+	Doc  map[string]any
+}
+
+// ParseDoc parses one cloud-config document. An empty document is an empty map.
+func ParseDoc(name string, b []byte) (Layer, error) {
+	var doc map[string]any
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil && err.Error() != "EOF" {
+		return Layer{}, fmt.Errorf("config: %s: not valid YAML: %w", name, err)
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	// Check the types now, so that a bad document is refused on its own
+	// rather than spoiling the merge of the good ones.
+	if _, err := decode(name, doc); err != nil {
+		return Layer{}, err
+	}
+	return Layer{Name: name, Doc: doc}, nil
+}
+
+// ReadFile parses the document at path.
+func ReadFile(path string) (Layer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Layer{}, fmt.Errorf("config: %w", err)
+	}
+	return ParseDoc(path, b)
+}
+
+// ReadDir parses every *.yml document in dir, in name order. Documents that
+// fail are returned as errors beside the good ones: one bad document must not
+// keep the others from applying.
+func ReadDir(dir string) ([]Layer, []error) {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
+	sort.Strings(paths)
+	var out []Layer
+	var errs []error
+	for _, p := range paths {
+		l, err := ReadFile(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, l)
+	}
+	return out, errs
+}
+
+// Merge merges layers, later wins: maps merge key by key, anything else
+// (lists included) is replaced whole.
+func Merge(layers ...Layer) (Config, error) {
+	merged := map[string]any{}
+	for _, l := range layers {
+		merged = mergeMaps(merged, l.Doc)
+	}
+	return decode("merged config", merged)
+}
+
+func mergeMaps(dst, src map[string]any) map[string]any {
+	out := make(map[string]any, len(dst)+len(src))
+	for k, v := range dst {
+		out[k] = v
+	}
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := out[k].(map[string]any); ok {
+				out[k] = mergeMaps(dm, sm)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func decode(name string, doc map[string]any) (Config, error) {
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", name, err)
+	}
+	var c Config
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("config: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return c, nil
+}
+
+// WriteAtomic writes b to path through a temporary file, fsync and rename,
+// so that a power cut leaves the old file or the new one, never half of one.
+func WriteAtomic(path string, b []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

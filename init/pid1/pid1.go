@@ -1,0 +1,256 @@
+// Package pid1 is `ros init`, the process the kernel runs as PID 1 after
+// stage 1 switched to the real root. It mounts what is left, starts system
+// containerd and the service manager as its children, reaps every orphan,
+// and shuts the machine down cleanly. It parses no user input: the service
+// manager, a child it restarts, does that.
+package pid1
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rosos/ros/init/bootlog"
+	"github.com/rosos/ros/system/kmod"
+	"github.com/rosos/ros/system/mount"
+)
+
+// Paths on the running node.
+const (
+	ContainerdSock  = "/run/system-containerd/containerd.sock"
+	ContainerdRoot  = "/var/lib/rancher/system-containerd"
+	ContainerdState = "/run/system-containerd"
+	ModuleList      = "/etc/ros/modules"
+	Timeline        = "/run/ros/boot-timeline.jsonl"
+	SystemLogDir    = "/var/log/system"
+)
+
+// Init is PID 1's state.
+type Init struct {
+	log     *bootlog.Log
+	reaper  *Reaper
+	slot    string
+	version string
+	// shutdown requests: the reboot(2) command to end with.
+	shutdown chan int
+	booted   bool
+	ctrd     *child
+	manager  *child
+}
+
+// Run is PID 1. It never returns while the machine is up.
+func Run() error {
+	in := &Init{
+		log:      bootlog.New(os.Stdout, "init"),
+		shutdown: make(chan int, 4),
+	}
+	// Ctrl-Alt-Del sends SIGINT to PID 1 instead of rebooting at once.
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
+	in.reaper = NewReaper()
+	in.handleSignals()
+
+	in.log.Stage("mount cgroup2, devpts, shm, tmp")
+	if err := mountRest(); err != nil {
+		return in.fail(err)
+	}
+	in.slot, in.version = bootInfo()
+	in.log.Stage("load kernel modules")
+	if n, err := loadModules(); err != nil {
+		in.log.Printf("warning: %v", err)
+	} else {
+		in.log.Printf("loaded %d modules", n)
+	}
+	go in.watchPowerButton()
+
+	in.log.Stage("start system containerd")
+	in.ctrd = in.startContainerd()
+	if err := waitSocket(ContainerdSock, 60*time.Second); err != nil {
+		return in.fail(fmt.Errorf("system containerd did not come up: %w (see /var/log/system-containerd.log)", err))
+	}
+	in.log.Printf("system containerd is up on %s", ContainerdSock)
+
+	in.log.Stage("start the service manager")
+	ready := make(chan Ready, 1)
+	in.manager = in.superviseManager(ready)
+	if err := in.log.Save(Timeline); err != nil {
+		in.log.Printf("warning: boot timeline: %v", err)
+	}
+
+	for {
+		select {
+		case r := <-ready:
+			if in.booted {
+				continue
+			}
+			in.booted = true
+			in.log.Mark("init", "boot complete", "")
+			_ = in.log.Save(Timeline)
+			fmt.Printf("ros: boot complete in %.2fs (slot %s, version %s, %d services)\n",
+				bootlog.Since().Seconds(), in.slot, in.version, r.Services)
+			if err := markGood(in.slot); err != nil {
+				in.log.Printf("warning: could not mark slot %s good: %v", in.slot, err)
+			}
+		case cmd := <-in.shutdown:
+			in.shutdownNow(cmd)
+		}
+	}
+}
+
+// fail reports a failure of PID 1's own steps and reboots after a pause.
+func (in *Init) fail(err error) error {
+	fmt.Printf("ros: init failed: %v\n", err)
+	fmt.Printf("ros: rebooting in 10 seconds\n")
+	time.Sleep(10 * time.Second)
+	in.shutdownNow(unix.LINUX_REBOOT_CMD_RESTART)
+	return err
+}
+
+func (in *Init) handleSignals() {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGPWR)
+	go func() {
+		for s := range ch {
+			switch s {
+			case unix.SIGTERM, unix.SIGINT:
+				in.shutdown <- unix.LINUX_REBOOT_CMD_RESTART
+			case unix.SIGUSR2, unix.SIGPWR:
+				in.shutdown <- unix.LINUX_REBOOT_CMD_POWER_OFF
+			case unix.SIGUSR1:
+				in.shutdown <- unix.LINUX_REBOOT_CMD_HALT
+			}
+		}
+	}()
+}
+
+func mountRest() error {
+	for _, m := range []struct {
+		src, dst, typ string
+		flags         uintptr
+		data          string
+	}{
+		{"cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "nsdelegate"},
+		{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "gid=5,mode=620,ptmxmode=666"},
+		{"tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+		{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+		{"mqueue", "/dev/mqueue", "mqueue", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	} {
+		if mount.IsMounted(m.dst) {
+			continue
+		}
+		if err := mount.Mount(m.src, m.dst, m.typ, m.flags, m.data); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"/run/ros", SystemLogDir, ContainerdState, "/var/lib/rancher/conf"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	// /dev/ptmx must point at the devpts instance for consoles in containers.
+	if _, err := os.Lstat("/dev/ptmx"); err != nil {
+		_ = os.Symlink("pts/ptmx", "/dev/ptmx")
+	}
+	return nil
+}
+
+// bootInfo returns the slot GRUB booted and the OS version.
+func bootInfo() (slot, version string) {
+	slot, version = "?", "unknown"
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if v, ok := strings.CutPrefix(f, "ros.slot="); ok {
+				slot = v
+			}
+		}
+	}
+	if f, err := os.Open("/etc/os-release"); err == nil {
+		defer f.Close()
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if v, ok := strings.CutPrefix(s.Text(), "VERSION_ID="); ok {
+				version = strings.Trim(v, `"`)
+			}
+		}
+	}
+	return slot, version
+}
+
+func loadModules() (int, error) {
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return 0, err
+	}
+	idx, err := kmod.Open(filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:])))
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(ModuleList)
+	if err != nil {
+		return 0, fmt.Errorf("modules: %w", err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			names = append(names, l)
+		}
+	}
+	loaded, err := idx.Load(names...)
+	return len(loaded), err
+}
+
+func waitSocket(path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		unix.Close(fd)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %w after %s", path, err, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Ready is what the service manager tells PID 1 when every service started.
+type Ready struct {
+	Event    string `json:"event"`
+	Services int    `json:"services"`
+}
+
+// readReady reads the manager's messages on its status pipe.
+func readReady(f *os.File, ready chan<- Ready) {
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		var r Ready
+		if json.Unmarshal(s.Bytes(), &r) == nil && r.Event == "ready" {
+			select {
+			case ready <- r:
+			default:
+			}
+		}
+	}
+}
+
+// managerCommand is the service manager's command line: this binary again.
+func managerCommand() *exec.Cmd {
+	self, err := os.Executable()
+	if err != nil {
+		self = "/usr/bin/ros"
+	}
+	return exec.Command(self, "service-manager")
+}

@@ -1,0 +1,167 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+	"gopkg.in/yaml.v3"
+
+	"github.com/rosos/ros/config"
+	"github.com/rosos/ros/system/blockdev"
+	"github.com/rosos/ros/system/mount"
+)
+
+// Paths the service manager reads and writes on the node.
+const (
+	ImageConfig    = "/usr/share/ros/os-config.yml"
+	ImagesDir      = "/usr/share/ros/images"
+	CloudConfigDir = "/var/lib/rancher/conf/cloud-config.d"
+	UserConfig     = "/var/lib/rancher/conf/cloud-config.yml"
+	ContainerdSock = "/run/system-containerd/containerd.sock"
+	SystemLogDir   = "/var/log/system"
+	seedDir        = "/run/ros/seed"
+)
+
+// Daemon is the service manager process: it gathers the config, sets the
+// hostname, imports the preloaded images, starts the services, tells PID 1
+// (on status) that the boot is done, and stops the services on ctx's end.
+func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error {
+	m := &Manager{Console: console, Log: log}
+	readSeeds(m)
+	cfg, err := loadConfig(m)
+	if err != nil {
+		return err
+	}
+	if err := setHostname(cfg.Hostname); err != nil {
+		m.consolef("hostname: %v", err)
+	}
+	client, err := Connect(ContainerdSock)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	m.Runner = &Runner{Client: client, LogDir: SystemLogDir}
+	n, err := ImportPreloaded(ctx, client, ImagesDir)
+	if err != nil {
+		m.consolef("preloaded images: %v", err)
+	} else if n > 0 {
+		m.consolef("imported %d preloaded images", n)
+	}
+	env := map[string]string{}
+	for k, v := range cfg.Rancher.Environment {
+		env[k] = v
+	}
+	defs, err := Parse(ctx, cfg.Rancher.Services, env)
+	if err != nil {
+		return err
+	}
+	if err := m.Start(ctx, defs); err != nil {
+		return err
+	}
+	running := 0
+	for _, st := range m.States() {
+		if st.Status == "running" || st.Status == "exited" || st.Status == "created" {
+			running++
+		}
+	}
+	if status != nil {
+		fmt.Fprintf(status, `{"event":"ready","services":%d}`+"\n", running)
+	}
+	<-ctx.Done()
+	m.logf("stopping services")
+	m.StopAll(context.WithoutCancel(ctx))
+	m.Wait()
+	return nil
+}
+
+// readSeeds copies a NoCloud seed's user data into cloud-config.d. A bad
+// document is reported and skipped: the node boots with what it had.
+func readSeeds(m *Manager) {
+	devs, err := blockdev.List("/sys/class/block", "/dev")
+	if err != nil {
+		m.consolef("datasource nocloud: %v", err)
+		return
+	}
+	dev, err := blockdev.FindLabel(devs, "cidata")
+	if err != nil {
+		return // no seed: nothing to read
+	}
+	if err := mount.Mount(dev.Path, seedDir, dev.Type, unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+		m.consolef("datasource nocloud: %v", err)
+		return
+	}
+	defer unix.Unmount(seedDir, 0)
+	layer, err := config.NoCloud(seedDir)
+	if err != nil {
+		m.consolef("datasource nocloud (%s): %v; skipped, booting with the last good config", dev.Path, err)
+		return
+	}
+	b, err := yaml.Marshal(layer.Doc)
+	if err != nil {
+		m.consolef("datasource nocloud: %v", err)
+		return
+	}
+	if err := config.WriteAtomic(filepath.Join(CloudConfigDir, "nocloud.yml"), b, 0o600); err != nil {
+		m.consolef("datasource nocloud: %v", err)
+		return
+	}
+	m.logf("datasource nocloud: read %s", dev.Path)
+}
+
+func loadConfig(m *Manager) (config.Config, error) {
+	img, err := config.ReadFile(ImageConfig)
+	if err != nil {
+		return config.Config{}, err
+	}
+	layers := []config.Layer{img}
+	ds, errs := config.ReadDir(CloudConfigDir)
+	for _, e := range errs {
+		m.consolef("%v; skipped", e)
+	}
+	layers = append(layers, ds...)
+	if user, err := config.ReadFile(UserConfig); err == nil {
+		layers = append(layers, user)
+	} else if !os.IsNotExist(unwrapAll(err)) {
+		m.consolef("%v; skipped", err)
+	}
+	cfg, err := config.Merge(layers...)
+	if err != nil {
+		// Each layer decoded on its own; the merge cannot add a type error,
+		// but if it does, fall back to the image's own config.
+		m.consolef("%v; booting with the image's config", err)
+		return config.Merge(img)
+	}
+	return cfg, nil
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func setHostname(name string) error {
+	if name == "" {
+		name = "rancher"
+	}
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		return fmt.Errorf("set %q: %w", name, err)
+	}
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n", name)
+	if err := config.WriteAtomic("/etc/hostname", []byte(name+"\n"), 0o644); err != nil {
+		return err
+	}
+	if b, err := os.ReadFile("/etc/hosts"); err != nil || !strings.Contains(string(b), name) {
+		return config.WriteAtomic("/etc/hosts", []byte(hosts), 0o644)
+	}
+	return nil
+}

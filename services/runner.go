@@ -1,0 +1,323 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Labels the runner puts on the containers it makes.
+const (
+	labelService = "io.rosos.service"
+	labelHash    = "io.rosos.hash"
+	snapshotter  = "overlayfs"
+)
+
+// Runner runs services as containers in one containerd namespace.
+type Runner struct {
+	Client *containerd.Client
+	LogDir string // /var/log/system
+}
+
+// Task is a service's running container.
+type Task struct {
+	Name    string
+	Pid     uint32
+	Adopted bool // it was already running when the manager (re)started
+	task    containerd.Task
+	exit    <-chan containerd.ExitStatus
+}
+
+// Wait returns the channel that gets the task's exit.
+func (t *Task) Wait() <-chan containerd.ExitStatus { return t.exit }
+
+// NormalizeRef turns an image name as written in compose (rosos/syslog:v1)
+// into the full name containerd stores (docker.io/rosos/syslog:v1).
+func NormalizeRef(ref string) (string, error) {
+	n, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", ref, err)
+	}
+	return n.String(), nil
+}
+
+func (r *Runner) image(ctx context.Context, ref string) (containerd.Image, error) {
+	name, err := NormalizeRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	img, err := r.Client.GetImage(ctx, name)
+	if errdefs.IsNotFound(err) {
+		img, err = r.Client.Pull(ctx, name, containerd.WithPullUnpack, containerd.WithPullSnapshotter(snapshotter))
+		if err != nil {
+			return nil, fmt.Errorf("image %s is not in the OS image and could not be pulled: %w", ref, err)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	if ok, err := img.IsUnpacked(ctx, snapshotter); err == nil && !ok {
+		if err := img.Unpack(ctx, snapshotter); err != nil {
+			return nil, fmt.Errorf("image %s: unpack: %w", ref, err)
+		}
+	}
+	return img, nil
+}
+
+// Start runs s. A container of s that is already running with the same
+// definition is adopted instead of started again; one made from another
+// definition, or not running, is replaced.
+func (r *Runner) Start(ctx context.Context, s Service) (*Task, error) {
+	if t, err := r.adopt(ctx, s); err != nil || t != nil {
+		return t, err
+	}
+	if err := r.Remove(ctx, s.Name); err != nil {
+		return nil, err
+	}
+	img, err := r.image(ctx, s.Image)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := specOpts(s, img)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.Client.NewContainer(ctx, s.Name,
+		containerd.WithImage(img),
+		containerd.WithSnapshotter(snapshotter),
+		containerd.WithNewSnapshot(s.Name+"-rootfs", img),
+		containerd.WithNewSpec(opts...),
+		containerd.WithContainerLabels(map[string]string{labelService: s.Name, labelHash: s.Hash}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: create container: %w", s.Name, err)
+	}
+	if s.CreateOnly {
+		return nil, nil
+	}
+	return r.startTask(ctx, s.Name, c)
+}
+
+func (r *Runner) startTask(ctx context.Context, name string, c containerd.Container) (*Task, error) {
+	if err := os.MkdirAll(r.LogDir, 0o755); err != nil {
+		return nil, err
+	}
+	task, err := c.NewTask(ctx, cio.LogFile(filepath.Join(r.LogDir, name+".log")))
+	if err != nil {
+		return nil, fmt.Errorf("service %s: create task: %w", name, err)
+	}
+	exit, err := task.Wait(context.WithoutCancel(ctx))
+	if err != nil {
+		_, _ = task.Delete(ctx)
+		return nil, fmt.Errorf("service %s: %w", name, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx)
+		return nil, fmt.Errorf("service %s: start: %w", name, err)
+	}
+	return &Task{Name: name, Pid: task.Pid(), task: task, exit: exit}, nil
+}
+
+// adopt returns the running task of s if there is one made from the same
+// definition.
+func (r *Runner) adopt(ctx context.Context, s Service) (*Task, error) {
+	c, err := r.Client.LoadContainer(ctx, s.Name)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	labels, err := c.Labels(ctx)
+	if err != nil || labels[labelHash] != s.Hash {
+		return nil, nil
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return nil, nil
+	}
+	st, err := task.Status(ctx)
+	if err != nil || st.Status != containerd.Running {
+		return nil, nil
+	}
+	exit, err := task.Wait(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, nil
+	}
+	return &Task{Name: s.Name, Pid: task.Pid(), Adopted: true, task: task, exit: exit}, nil
+}
+
+// Restart starts a new task in the existing container of s.
+func (r *Runner) Restart(ctx context.Context, s Service) (*Task, error) {
+	c, err := r.Client.LoadContainer(ctx, s.Name)
+	if err != nil {
+		return r.Start(ctx, s)
+	}
+	if t, err := c.Task(ctx, nil); err == nil {
+		_, _ = t.Delete(ctx, containerd.WithProcessKill)
+	}
+	return r.startTask(ctx, s.Name, c)
+}
+
+// Stop stops the task of name with signal sig, kills it after grace, and
+// deletes the task (the container stays, so logs and state can be read).
+func (r *Runner) Stop(ctx context.Context, name string, sig syscall.Signal, grace time.Duration) error {
+	c, err := r.Client.LoadContainer(ctx, name)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	exit, err := task.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("service %s: signal: %w", name, err)
+	}
+	select {
+	case <-exit:
+	case <-time.After(grace):
+		_ = task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
+		select {
+		case <-exit:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	_, err = task.Delete(ctx, containerd.WithProcessKill)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("service %s: delete task: %w", name, err)
+	}
+	return nil
+}
+
+// Remove deletes the container of name, its task and its snapshot.
+func (r *Runner) Remove(ctx context.Context, name string) error {
+	c, err := r.Client.LoadContainer(ctx, name)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t, err := c.Task(ctx, nil); err == nil {
+		_, _ = t.Delete(ctx, containerd.WithProcessKill)
+	}
+	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("service %s: remove container: %w", name, err)
+	}
+	return nil
+}
+
+func specOpts(s Service, img containerd.Image) ([]oci.SpecOpts, error) {
+	opts := []oci.SpecOpts{oci.WithDefaultSpecForPlatform(platforms.DefaultString()), oci.WithImageConfig(img)}
+	switch {
+	case len(s.Entrypoint) > 0:
+		opts = append(opts, oci.WithProcessArgs(append(append([]string{}, s.Entrypoint...), s.Command...)...))
+	case len(s.Command) > 0:
+		opts = append(opts, oci.WithImageConfigArgs(img, s.Command))
+	}
+	if len(s.Env) > 0 {
+		opts = append(opts, oci.WithEnv(s.Env))
+	}
+	var mounts []specs.Mount
+	for _, b := range s.Binds {
+		o := []string{"rbind", "rw"}
+		if b.ReadOnly {
+			o[1] = "ro"
+		}
+		mounts = append(mounts, specs.Mount{Type: "bind", Source: b.Source, Destination: b.Target, Options: o})
+	}
+	for _, t := range s.Tmpfs {
+		target, o, _ := strings.Cut(t, ":")
+		opt := []string{"nosuid", "nodev"}
+		if o != "" {
+			opt = append(opt, strings.Split(o, ",")...)
+		}
+		mounts = append(mounts, specs.Mount{Type: "tmpfs", Source: "tmpfs", Destination: target, Options: opt})
+	}
+	if len(mounts) > 0 {
+		opts = append(opts, oci.WithMounts(mounts))
+	}
+	if s.Privileged {
+		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices,
+			oci.WithWriteableSysfs, oci.WithWriteableCgroupfs)
+	}
+	if s.HostNetwork {
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	}
+	if s.HostPID {
+		opts = append(opts, oci.WithHostNamespace(specs.PIDNamespace))
+	}
+	if s.HostIPC {
+		opts = append(opts, oci.WithHostNamespace(specs.IPCNamespace))
+	}
+	if s.HostUTS {
+		opts = append(opts, oci.WithHostNamespace(specs.UTSNamespace))
+	} else {
+		opts = append(opts, oci.WithHostname(s.Name))
+	}
+	if len(s.CapAdd) > 0 {
+		opts = append(opts, oci.WithAddedCapabilities(capNames(s.CapAdd)))
+	}
+	if len(s.CapDrop) > 0 {
+		opts = append(opts, oci.WithDroppedCapabilities(capNames(s.CapDrop)))
+	}
+	for _, d := range s.Devices {
+		parts := strings.Split(d, ":")
+		host, ctr, perm := parts[0], parts[0], "rwm"
+		if len(parts) > 1 {
+			ctr = parts[1]
+		}
+		if len(parts) > 2 {
+			perm = parts[2]
+		}
+		opts = append(opts, oci.WithDevices(host, ctr, perm))
+	}
+	if s.User != "" {
+		opts = append(opts, oci.WithUser(s.User))
+	}
+	if s.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
+	}
+	if s.ReadOnly {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	return opts, nil
+}
+
+func capNames(caps []string) []string {
+	out := make([]string, len(caps))
+	for i, c := range caps {
+		c = strings.ToUpper(c)
+		if !strings.HasPrefix(c, "CAP_") && c != "ALL" {
+			c = "CAP_" + c
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// ErrNotRunning means the service has no running task.
+var ErrNotRunning = errors.New("not running")
