@@ -106,10 +106,12 @@ func loadModules(log *bootlog.Log, extra []string) error {
 		return err
 	}
 	loaded, err := idx.Load(append(names, extra...)...)
-	if err != nil {
-		return err
-	}
 	log.Printf("loaded %d modules for kernel %s", len(loaded), release)
+	if err != nil {
+		// Not fatal by itself: if a disk driver is missing, finding the
+		// partitions fails next and says which label it did not see.
+		log.Printf("warning: %v", err)
+	}
 	return nil
 }
 
@@ -142,10 +144,11 @@ func mountSlot(log *bootlog.Log, plan Plan) error {
 	if _, err := os.Stat(image); err != nil {
 		return fmt.Errorf("slot %s: %w", plan.Slot, err)
 	}
-	loop, err := blockdev.AttachLoop(image, true)
+	loop, dev, err := blockdev.AttachLoop(image, true)
 	if err != nil {
 		return err
 	}
+	defer dev.Close() // the mount holds the device from here on
 	if err := mount.Mount(loop, lowerDir, "squashfs", unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("slot %s (%s on %s): %w", plan.Slot, image, loop, err)
 	}

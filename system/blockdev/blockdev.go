@@ -22,6 +22,10 @@ type Device struct {
 	Path  string // /dev/vda2
 	Type  string // ext4, vfat, iso9660
 	Label string
+	// PartName is the GPT partition name, which may be longer than a file
+	// system label can be (ext4 labels hold 16 bytes; RANCHER_PERSISTENT
+	// is 18).
+	PartName string
 }
 
 // ErrUnknown means the bytes hold no file system this package knows.
@@ -93,10 +97,24 @@ func List(sysBlock, devDir string) ([]Device, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, Device{Path: path, Type: typ, Label: label})
+		out = append(out, Device{Path: path, Type: typ, Label: label, PartName: partName(filepath.Join(sysBlock, name, "uevent"))})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// partName reads PARTNAME= from a block device's uevent file.
+func partName(uevent string) string {
+	b, err := os.ReadFile(uevent)
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "PARTNAME="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // ProbeFile opens path and probes it.
@@ -109,14 +127,13 @@ func ProbeFile(path string) (typ, label string, err error) {
 	return Probe(f)
 }
 
-// FindLabel returns the device whose file system label is label. Labels are
-// compared as blkid does for FAT: case-insensitively, since FAT stores them
-// upper case. It is an error when two devices carry the label, because
+// FindLabel returns the device whose file system label or GPT partition
+// name is label. FAT labels are compared case-insensitively, as blkid does. It is an error when two devices carry the label, because
 // mounting the wrong one would be worse than stopping.
 func FindLabel(devs []Device, label string) (Device, error) {
 	var found []Device
 	for _, d := range devs {
-		if d.Label == label || (d.Type != "ext4" && strings.EqualFold(d.Label, label)) {
+		if d.Label == label || d.PartName == label || (d.Type != "ext4" && strings.EqualFold(d.Label, label)) {
 			found = append(found, d)
 		}
 	}

@@ -82,6 +82,7 @@ func TestListAndFindLabel(t *testing.T) {
 	mkfs(t, dev, "vda1", 33, "mkfs.vfat", "-F", "32", "-n", "RANCHER_EFI")
 	mkfs(t, dev, "vda2", 8, "mkfs.ext4", "-q", "-L", "RANCHER_STATE")
 	os.WriteFile(filepath.Join(dev, "vdb"), make([]byte, 4096), 0o644)
+	os.WriteFile(filepath.Join(sys, "vda2", "uevent"), []byte("MAJOR=254\nDEVNAME=vda2\nPARTNAME=RANCHER_STATE_LONG_NAME\n"), 0o644)
 
 	devs, err := List(sys, dev)
 	if err != nil {
@@ -93,6 +94,9 @@ func TestListAndFindLabel(t *testing.T) {
 	d, err := FindLabel(devs, "RANCHER_STATE")
 	if err != nil || d.Path != filepath.Join(dev, "vda2") {
 		t.Fatalf("FindLabel = %v, %v", d, err)
+	}
+	if d, err := FindLabel(devs, "RANCHER_STATE_LONG_NAME"); err != nil || d.Path != filepath.Join(dev, "vda2") {
+		t.Fatalf("FindLabel by GPT name = %v, %v", d, err)
 	}
 	if _, err := FindLabel(devs, "RANCHER_PERSISTENT"); err == nil || !strings.Contains(err.Error(), "RANCHER_PERSISTENT") {
 		t.Fatalf("missing label: err = %v", err)

@@ -76,7 +76,7 @@ func TestCompatibleWithGrubEditenv(t *testing.T) {
 	}
 }
 
-func both(string) bool   { return true }
+func both(string) bool    { return true }
 func onlyA(s string) bool { return s == "A" }
 
 func TestChooseFreshDiskCountsDown(t *testing.T) {
@@ -146,8 +146,8 @@ func TestChooseSkipsMissingNext(t *testing.T) {
 	env := NewSlots(3)
 	env[KeyNext] = "B"
 	env[TriesKey("B")] = "3"
-	slot, _, _ := Choose(env, onlyA)
-	if slot != "A" {
-		t.Fatalf("booted %s although B's image is missing", slot)
+	slot, env, _ := Choose(env, onlyA)
+	if slot != "A" || env[KeyFailed] != "B" || env[KeyNext] != "" {
+		t.Fatalf("booted %s (failed %q next %q) although B's image is missing", slot, env[KeyFailed], env[KeyNext])
 	}
 }

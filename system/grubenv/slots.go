@@ -74,8 +74,8 @@ func Choose(e Env, present func(slot string) bool) (string, Env, bool) {
 	if !ValidSlot(active) {
 		active = "A"
 	}
-	if ValidSlot(next) && out.Tries(next) == 0 {
-		// The tried slot is spent: give it up and remember that it failed.
+	if ValidSlot(next) && (out.Tries(next) == 0 || !present(next)) {
+		// The tried slot is spent (or gone): give it up and remember it failed.
 		out[KeyFailed] = next
 		out[KeyNext] = ""
 		next = ""

@@ -187,24 +187,41 @@ func (x *Index) Resolve(names ...string) ([]string, error) {
 }
 
 // Load loads the named modules and their dependencies. A module the kernel
-// already has is not an error. It returns the names it loaded.
+// already has is not an error, and neither is one whose driver finds nothing
+// to drive (ENODEV: crc32c_intel on a CPU without SSE4.2). Other failures do
+// not stop the others from loading; they are returned together. It returns
+// the names it loaded.
 func (x *Index) Load(names ...string) ([]string, error) {
-	order, err := x.Resolve(names...)
-	if err != nil {
-		return nil, fmt.Errorf("kmod: %w", err)
+	var errs []error
+	var order []string
+	for _, n := range names {
+		o, err := x.Resolve(n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("kmod: %w", err))
+			continue
+		}
+		order = append(order, o...)
 	}
 	var loaded []string
+	failed := map[string]bool{}
 	for _, n := range order {
-		if Loaded(n) {
+		if failed[n] || Loaded(n) {
 			continue
 		}
 		path := filepath.Join(x.dir, x.paths[n])
-		if err := loadFile(path); err != nil {
-			return loaded, fmt.Errorf("kmod: load %s (%s): %w", n, path, err)
+		err := loadFile(path)
+		if errors.Is(err, unix.ENODEV) {
+			failed[n] = true
+			continue
+		}
+		if err != nil {
+			failed[n] = true
+			errs = append(errs, fmt.Errorf("kmod: load %s (%s): %w", n, path, err))
+			continue
 		}
 		loaded = append(loaded, n)
 	}
-	return loaded, nil
+	return loaded, errors.Join(errs...)
 }
 
 // Loaded reports whether the running kernel has module name (loaded or built in).

@@ -1,0 +1,68 @@
+# rosos: a container OS whose PID 1 is Go. `make run` builds and boots it,
+# `make test` runs every test. See README.md.
+SHELL := /bin/bash
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO ?= go
+SERVICE_IMAGES := syslog
+# Tests that boot the image in QEMU get this long in all.
+E2E_TIMEOUT ?= 40m
+
+DEPS := qemu-system-x86 ovmf mmdebstrap squashfs-tools grub-efi-amd64-bin grub-common \
+        dosfstools mtools e2fsprogs gdisk libseccomp-dev pkg-config cpio xz-utils kmod \
+        xorriso openssh-client
+LDFLAGS := -s -w -X main.Version=$(VERSION)
+GOSRC := $(shell find cmd init system services config -name '*.go' -not -name '*_test.go') go.mod go.sum
+
+.PHONY: all deps build image run test test-unit test-e2e bench clean FORCE
+all: image
+
+deps:
+	@missing=""; for p in $(DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+build: out/bin/ros out/bin/containerd out/bin/containerd-shim-runc-v2 out/bin/runc out/ros-build
+
+out/bin/ros: $(GOSRC)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/ros
+out/ros-build: $(GOSRC)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/ros-build
+# containerd, its shim and runc: the versions pinned in go.mod (tool directives).
+out/bin/containerd: go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/containerd
+out/bin/containerd-shim-runc-v2: go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+out/bin/runc: go.mod go.sum
+	CGO_ENABLED=1 $(GO) build -trimpath -tags "seccomp netgo osusergo static_build" -ldflags "-s -w -extldflags -static" -o $@ github.com/opencontainers/runc
+
+out/kernel/.done: images/kernel/version build/kernel.sh
+	build/kernel.sh out/kernel && touch $@
+
+# A stamp that changes when VERSION does, so that images carry the right one.
+out/version: FORCE
+	@mkdir -p out; [ "$$(cat $@ 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $@
+FORCE:
+
+.SECONDEXPANSION:
+out/images/%.tar: $$(shell find images/$$* -type f) out/ros-build build/service-image.sh out/version
+	build/service-image.sh $* $(VERSION) $@
+
+image: out/ros.img
+out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%.tar) os-config.tpl.yml build/mkimage.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
+	build/mkimage.sh $(VERSION)
+
+run: deps image
+	build/run.sh out/ros.img
+
+test: deps image test-unit test-e2e
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./tests/e2e/
+	$(GO) test ./...
+
+test-e2e:
+	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
+
+clean:
+	rm -rf out

@@ -1,0 +1,142 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Budgets for software emulation (no KVM): generous, since these machines
+// are shared. They bound a hang; they do not measure speed.
+const (
+	bootTimeout     = 6 * time.Minute
+	shutdownTimeout = 3 * time.Minute
+)
+
+// Boot through GRUB, stage 1 and PID 1 to "boot complete", with rsyslogd
+// running in its container and reachable through /dev/log.
+func TestBootToCompleteWithSyslog(t *testing.T) {
+	v := Version(t)
+	m := New(t, Options{UserData: CloudConfig(ProbeService(v, "probe", `
+for i in $(seq 60); do [ -S /dev/log ] && break; sleep 1; done
+n=$(grep -l '^rsyslogd$' /proc/[0-9]*/comm 2>/dev/null | wc -l)
+say "rsyslogd processes=$n"
+logger -t probe "hello-from-probe-$$"
+for i in $(seq 30); do grep -q "hello-from-probe-$$" /var/log/messages && break; sleep 1; done
+grep -q "hello-from-probe-$$" /var/log/messages && say "syslog delivered" || say "syslog lost"
+`))})
+	m.Boot()
+	m.WaitConsole(`ros: GRUB: booting slot A`, bootTimeout)
+	m.WaitConsole(`stage1 \d+: switch to the root`, bootTimeout)
+	line := m.WaitConsole(`(ros: boot complete in [0-9.]+s \(slot A, version [^,]+, \d+ services\))`, bootTimeout)
+	t.Logf("%s", line)
+	if n := m.WaitConsole(`PROBE rsyslogd processes=(\d+)`, 2*time.Minute); n == "0" {
+		t.Fatal("rsyslogd is not running")
+	}
+	if got := m.WaitConsole(`PROBE (syslog \w+)`, 2*time.Minute); got != "syslog delivered" {
+		t.Fatalf("logger to /dev/log did not reach /var/log/messages: %s", got)
+	}
+	logTimeline(t, m)
+}
+
+// logTimeline prints the boot's stage lines with their times, for the record.
+func logTimeline(t *testing.T, m *Machine) {
+	for _, l := range regexpLines(m.Console(), `ros: \[ *[0-9.]+\] .*`) {
+		t.Log(l)
+	}
+}
+
+// The power button powers the machine off cleanly: QEMU exits by itself,
+// and a file written just before (not synced) is intact on the next boot.
+func TestPowerButtonShutsDownCleanly(t *testing.T) {
+	v := Version(t)
+	token := strconv.FormatInt(time.Now().UnixNano(), 36)
+	m := New(t, Options{UserData: CloudConfig(ProbeService(v, "probe", fmt.Sprintf(`
+say "found $(cat /probe/file 2>/dev/null || echo nothing)"
+echo %s > /probe/file
+say "wrote"
+`, token)))})
+	m.Boot()
+	m.WaitConsole(`ros: boot complete`, bootTimeout)
+	m.WaitConsole(`PROBE wrote`, 2*time.Minute)
+	m.PowerButton()
+	m.WaitExit(shutdownTimeout)
+	c := m.Console()
+	for _, want := range []string{"power button pressed", "shutting down for poweroff", "ros: poweroff now"} {
+		if !contains(c, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	m.Boot()
+	m.WaitConsole(`ros: boot complete`, bootTimeout)
+	if got := m.WaitConsole(`PROBE found (\S+)`, 2*time.Minute); got != token {
+		t.Fatalf("after the power button: file holds %q, want %q", got, token)
+	}
+}
+
+// A file written to persistent storage survives a reboot (Ctrl-Alt-Del,
+// which the kernel hands to PID 1 as SIGINT).
+func TestPersistentStorageSurvivesReboot(t *testing.T) {
+	v := Version(t)
+	m := New(t, Options{UserData: CloudConfig(ProbeService(v, "probe", `
+n=$(cat /probe/boots 2>/dev/null || echo 0)
+n=$((n+1))
+echo $n > /probe/boots
+say "boot number $n"
+`))})
+	m.Boot()
+	m.WaitConsole(`ros: boot complete`, bootTimeout)
+	if n := m.WaitConsole(`PROBE boot number (\d+)`, 2*time.Minute); n != "1" {
+		t.Fatalf("first boot counted %s", n)
+	}
+	mark := m.Mark()
+	m.CtrlAltDel()
+	m.WaitConsoleFrom(mark, `ros: reboot now`, shutdownTimeout)
+	m.WaitConsoleFrom(mark, `ros: boot complete`, bootTimeout)
+	if n := m.WaitConsoleFrom(mark, `PROBE boot number (\d+)`, 2*time.Minute); n != "2" {
+		t.Fatalf("after a reboot the count is %s, want 2: persistent storage lost the file", n)
+	}
+}
+
+// Cutting the power in the middle of the boot (while system containerd
+// starts, and again while stage 1 mounts) does not stop the next boot.
+func TestPowerCutDuringBoot(t *testing.T) {
+	m := New(t, Options{})
+	for _, at := range []string{`init \d+: start system containerd`, `stage1 \d+: mount the state partition`} {
+		m.Boot()
+		m.WaitConsole(at, bootTimeout)
+		m.Kill()
+	}
+	m.Boot()
+	m.WaitConsole(`ros: boot complete`, bootTimeout)
+}
+
+// An orphaned process (a double fork in a service) and the shims of
+// finished containers are reaped: no zombie is left.
+func TestOrphansAreReaped(t *testing.T) {
+	v := Version(t)
+	oneshot := ProbeService(v, "oneshot", `
+sh -c 'sleep 2 & sleep 1 & exit 0'
+say "oneshot done"
+`)
+	probe := ProbeService(v, "probe", `
+sh -c '(sleep 3 &) ; exit 0'
+sleep 25
+z=0; names=""
+for s in /proc/[0-9]*/stat; do
+  st=$(cut -d' ' -f3 "$s" 2>/dev/null)
+  if [ "$st" = Z ]; then z=$((z+1)); names="$names $(cut -d' ' -f2 "$s")"; fi
+done
+say "zombies=$z$names"
+`)
+	m := New(t, Options{UserData: CloudConfig(oneshot, probe)})
+	m.Boot()
+	m.WaitConsole(`ros: boot complete`, bootTimeout)
+	m.WaitConsole(`PROBE oneshot done`, 2*time.Minute)
+	if z := m.WaitConsole(`PROBE (zombies=.*)`, 3*time.Minute); z != "zombies=0" {
+		t.Fatalf("left behind: %s", z)
+	}
+}

@@ -1,0 +1,296 @@
+//go:build e2e
+
+// Package e2e boots the real disk image in QEMU and drives it as a user
+// would. The harness: New makes a machine on a copy-on-write overlay of
+// ROS_IMAGE, Boot starts it, WaitConsole waits for a line on the serial
+// console, PowerButton / CtrlAltDel / Kill act on it, and Boot again starts
+// the same disk after it stopped.
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Options shape a machine.
+type Options struct {
+	UserData string // a #cloud-config document, served on a NoCloud seed disk
+	MetaData string
+	MemoryMB int
+}
+
+// Machine is one QEMU guest.
+type Machine struct {
+	t       *testing.T
+	dir     string
+	disk    string
+	seed    string
+	opts    Options
+	SSHPort int
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	boots    int
+	bootFrom int64 // serial log offset where the current boot began
+	logPath  string
+}
+
+// Image is the disk image under test.
+func Image(t *testing.T) string {
+	t.Helper()
+	img := os.Getenv("ROS_IMAGE")
+	if img == "" {
+		t.Fatal("ROS_IMAGE is not set: run the end-to-end tests with `make test`")
+	}
+	if _, err := os.Stat(img); err != nil {
+		t.Fatalf("ROS_IMAGE: %v (build it with `make image`)", err)
+	}
+	return img
+}
+
+// Version is the OS version the image was built with (for image names).
+func Version(t *testing.T) string {
+	v := os.Getenv("ROS_VERSION")
+	if v == "" {
+		t.Fatal("ROS_VERSION is not set: run the end-to-end tests with `make test`")
+	}
+	return v
+}
+
+// New prepares a machine; it is killed when the test ends.
+func New(t *testing.T, opts Options) *Machine {
+	t.Helper()
+	dir := t.TempDir()
+	m := &Machine{t: t, dir: dir, opts: opts, logPath: filepath.Join(dir, "serial.log")}
+	m.disk = filepath.Join(dir, "disk.qcow2")
+	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", Image(t), m.disk)
+	run(t, "cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", filepath.Join(dir, "vars.fd"))
+	if opts.UserData != "" {
+		seed := filepath.Join(dir, "seed")
+		os.MkdirAll(seed, 0o755)
+		os.WriteFile(filepath.Join(seed, "user-data"), []byte(opts.UserData), 0o644)
+		md := opts.MetaData
+		if md == "" {
+			md = "instance-id: " + t.Name() + "\n"
+		}
+		os.WriteFile(filepath.Join(seed, "meta-data"), []byte(md), 0o644)
+		m.seed = filepath.Join(dir, "seed.iso")
+		run(t, "xorriso", "-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-r", "-o", m.seed, seed)
+	}
+	t.Cleanup(func() {
+		m.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(m.logPath)
+			if len(b) > 12000 {
+				b = b[len(b)-12000:]
+			}
+			t.Logf("serial console (end):\n%s", b)
+		}
+	})
+	return m
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Boot starts QEMU on the machine's disk (again, after a stop).
+func (m *Machine) Boot() {
+	m.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil {
+		m.t.Fatal("Boot: the machine is already running")
+	}
+	m.SSHPort = freePort(m.t)
+	mem := m.opts.MemoryMB
+	if mem == 0 {
+		mem = 2048
+	}
+	if fi, err := os.Stat(m.logPath); err == nil {
+		m.bootFrom = fi.Size()
+	}
+	args := []string{
+		"-machine", "q35,accel=tcg", "-m", fmt.Sprint(mem), "-smp", "2",
+		"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+		"-drive", "if=pflash,format=raw,file=" + filepath.Join(m.dir, "vars.fd"),
+		"-drive", "if=virtio,format=qcow2,file=" + m.disk,
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", m.SSHPort),
+		"-device", "virtio-net-pci,netdev=n0",
+		"-device", "virtio-rng-pci",
+		"-display", "none", "-monitor", "none",
+		"-chardev", "file,id=ser0,path=" + m.logPath + ",append=on",
+		"-serial", "chardev:ser0",
+		"-qmp", "unix:" + filepath.Join(m.dir, "qmp.sock") + ",server=on,wait=off",
+	}
+	if m.seed != "" {
+		args = append(args, "-drive", "if=virtio,format=raw,readonly=on,file="+m.seed)
+	}
+	cmd := exec.Command("qemu-system-x86_64", args...)
+	out, _ := os.Create(filepath.Join(m.dir, "qemu.log"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		m.t.Fatalf("start qemu: %v", err)
+	}
+	m.cmd = cmd
+	m.boots++
+	exited := make(chan struct{})
+	m.exited = exited
+	go func() {
+		cmd.Wait()
+		out.Close()
+		close(exited)
+	}()
+}
+
+// Console returns what the serial console printed since the last Boot.
+func (m *Machine) Console() string {
+	b, _ := os.ReadFile(m.logPath)
+	if int64(len(b)) < m.bootFrom {
+		return ""
+	}
+	return string(b[m.bootFrom:])
+}
+
+// WaitConsole waits until the console since the last Boot (from offset
+// `after`, see Mark) matches pattern, and returns the first submatch (or the
+// whole match). It fails the test when the deadline passes or QEMU exits.
+func (m *Machine) WaitConsole(pattern string, timeout time.Duration) string {
+	m.t.Helper()
+	return m.WaitConsoleFrom(0, pattern, timeout)
+}
+
+// Mark is the console position now, for WaitConsoleFrom.
+func (m *Machine) Mark() int { return len(m.Console()) }
+
+// WaitConsoleFrom is WaitConsole looking only after mark.
+func (m *Machine) WaitConsoleFrom(mark int, pattern string, timeout time.Duration) string {
+	m.t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.Now().Add(timeout)
+	for {
+		c := m.Console()
+		if mark <= len(c) {
+			if sm := re.FindStringSubmatch(c[mark:]); sm != nil {
+				if len(sm) > 1 {
+					return sm[1]
+				}
+				return sm[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("console did not show /%s/ within %s", pattern, timeout)
+		}
+		select {
+		case <-m.exitedCh():
+			m.t.Fatalf("QEMU exited while waiting for /%s/", pattern)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (m *Machine) exitedCh() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.exited == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return m.exited
+}
+
+// qmp sends one QMP command.
+func (m *Machine) qmp(command string, args map[string]any) {
+	m.t.Helper()
+	c, err := net.DialTimeout("unix", filepath.Join(m.dir, "qmp.sock"), 5*time.Second)
+	if err != nil {
+		m.t.Fatalf("qmp: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil { // greeting
+		m.t.Fatalf("qmp greeting: %v", err)
+	}
+	enc := json.NewEncoder(c)
+	for _, msg := range []map[string]any{{"execute": "qmp_capabilities"}, {"execute": command, "arguments": args}} {
+		if msg["arguments"] == nil {
+			delete(msg, "arguments")
+		}
+		if err := enc.Encode(msg); err != nil {
+			m.t.Fatalf("qmp %s: %v", command, err)
+		}
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				m.t.Fatalf("qmp %s: %v", command, err)
+			}
+			if strings.Contains(line, `"error"`) {
+				m.t.Fatalf("qmp %s: %s", command, line)
+			}
+			if strings.Contains(line, `"return"`) {
+				break
+			}
+		}
+	}
+}
+
+// PowerButton presses the ACPI power button.
+func (m *Machine) PowerButton() { m.t.Helper(); m.qmp("system_powerdown", nil) }
+
+// CtrlAltDel sends Ctrl-Alt-Del, which the kernel hands to PID 1 as SIGINT.
+func (m *Machine) CtrlAltDel() {
+	m.t.Helper()
+	m.qmp("send-key", map[string]any{"keys": []map[string]string{
+		{"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "alt"}, {"type": "qcode", "data": "delete"}}})
+}
+
+// WaitExit waits for QEMU to exit by itself (the guest powered off).
+func (m *Machine) WaitExit(timeout time.Duration) {
+	m.t.Helper()
+	select {
+	case <-m.exitedCh():
+		m.mu.Lock()
+		m.cmd = nil
+		m.mu.Unlock()
+	case <-time.After(timeout):
+		m.t.Fatalf("QEMU did not exit within %s", timeout)
+	}
+}
+
+// Kill cuts the power: QEMU is killed at once, nothing is flushed by the guest.
+func (m *Machine) Kill() {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.cmd = nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+}
