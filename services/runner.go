@@ -91,6 +91,15 @@ func (r *Runner) Start(ctx context.Context, s Service) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
+	// As compose does for short-syntax volumes: a missing host path is
+	// made as a directory.
+	for _, b := range s.Binds {
+		if _, err := os.Stat(b.Source); os.IsNotExist(err) {
+			if err := os.MkdirAll(b.Source, 0o755); err != nil {
+				return nil, fmt.Errorf("service %s: volume %s: %w", s.Name, b.Source, err)
+			}
+		}
+	}
 	opts, err := specOpts(s, img)
 	if err != nil {
 		return nil, err

@@ -11,9 +11,12 @@ import (
 // script (POSIX sh) in the syslog image, privileged, in the host's PID
 // namespace, after syslog, with /var/lib/rancher/probe as its state. The
 // script reports with `say WORDS`, which prints "PROBE WORDS" on the
-// serial console through /dev/kmsg.
+// serial console through /dev/kmsg. Write the script as plain sh: the
+// dollars are escaped for compose here.
 func ProbeService(version, name, script string, extra ...string) string {
 	body := "say() { echo \"PROBE $*\" > /dev/kmsg; }\n" + script
+	// Compose interpolates $VAR in every value; $$ is a literal $.
+	body = strings.ReplaceAll(body, "$", "$$")
 	var b strings.Builder
 	fmt.Fprintf(&b, "    %s:\n", name)
 	fmt.Fprintf(&b, "      image: rosos/syslog:%s\n", version)
