@@ -237,10 +237,11 @@ func (m *Machine) qmp(command string, args map[string]any) {
 		m.t.Fatalf("qmp greeting: %v", err)
 	}
 	enc := json.NewEncoder(c)
-	for _, msg := range []map[string]any{{"execute": "qmp_capabilities"}, {"execute": command, "arguments": args}} {
-		if msg["arguments"] == nil {
-			delete(msg, "arguments")
-		}
+	cmd := map[string]any{"execute": command}
+	if len(args) > 0 {
+		cmd["arguments"] = args
+	}
+	for _, msg := range []map[string]any{{"execute": "qmp_capabilities"}, cmd} {
 		if err := enc.Encode(msg); err != nil {
 			m.t.Fatalf("qmp %s: %v", command, err)
 		}
