@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rosos/ros/config"
+	"github.com/rosos/ros/init/bootlog"
 	"github.com/rosos/ros/system/blockdev"
 	"github.com/rosos/ros/system/mount"
 )
@@ -25,13 +26,19 @@ const (
 	ContainerdSock = "/run/system-containerd/containerd.sock"
 	SystemLogDir   = "/var/log/system"
 	seedDir        = "/run/ros/seed"
+	Timeline       = "/run/ros/boot-timeline.jsonl"
 )
 
 // Daemon is the service manager process: it gathers the config, sets the
 // hostname, imports the preloaded images, starts the services, tells PID 1
 // (on status) that the boot is done, and stops the services on ctx's end.
 func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error {
-	m := &Manager{Console: console, Log: log}
+	m := &Manager{Console: console, Log: log, Timeline: bootlog.New(io.Discard, "service")}
+	defer func() {
+		if err := m.Timeline.Save(Timeline); err != nil {
+			m.logf("boot timeline: %v", err)
+		}
+	}()
 	readSeeds(m)
 	cfg, err := loadConfig(m)
 	if err != nil {
@@ -68,6 +75,9 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 		if st.Status == "running" || st.Status == "exited" || st.Status == "created" {
 			running++
 		}
+	}
+	if err := m.Timeline.Save(Timeline); err != nil {
+		m.logf("boot timeline: %v", err)
 	}
 	if status != nil {
 		fmt.Fprintf(status, `{"event":"ready","services":%d}`+"\n", running)

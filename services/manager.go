@@ -14,6 +14,8 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/moby/sys/signal"
+
+	"github.com/rosos/ros/init/bootlog"
 )
 
 // Manager starts the configured services in order and keeps them running by
@@ -23,6 +25,8 @@ type Manager struct {
 	Runner  *Runner
 	Console io.Writer // boot messages a user must see
 	Log     io.Writer
+	// Timeline records when each service was created and started.
+	Timeline *bootlog.Log
 
 	mu    sync.Mutex
 	state map[string]*State
@@ -45,10 +49,19 @@ func (m *Manager) logf(format string, args ...any) {
 	fmt.Fprintln(m.Log, time.Now().Format(time.RFC3339), line)
 }
 
+// consolef prints a line a user must see during boot on the console, with
+// the seconds since the kernel started, like PID 1's stage lines.
 func (m *Manager) consolef(format string, args ...any) {
 	m.logf(format, args...)
 	if m.Console != nil {
-		fmt.Fprintf(m.Console, "ros: "+format+"\n", args...)
+		fmt.Fprintf(m.Console, "ros: [%8.3f] %s\n", bootlog.Since().Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+// mark records a service's step in the boot timeline.
+func (m *Manager) mark(service, step string) {
+	if m.Timeline != nil {
+		m.Timeline.Mark("service", service, step)
 	}
 }
 
@@ -81,11 +94,12 @@ func (m *Manager) Start(ctx context.Context, defs []Service) error {
 			m.set(s.Name, func(st *State) { st.Status = "created" })
 			continue
 		}
-		how := "started"
 		if t.Adopted {
-			how = "adopted (already running)"
+			m.logf("service %s adopted (already running), pid %d", s.Name, t.Pid)
+		} else {
+			m.consolef("service %s started, pid %d", s.Name, t.Pid)
+			m.mark(s.Name, "started")
 		}
-		m.logf("service %s %s, pid %d", s.Name, how, t.Pid)
 		m.set(s.Name, func(st *State) { st.Status = "running"; st.Pid = t.Pid; st.Since = time.Now() })
 		if !s.Detach {
 			st := <-t.Wait()

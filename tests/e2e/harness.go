@@ -166,13 +166,14 @@ func (m *Machine) Boot() {
 	}()
 }
 
-// Console returns what the serial console printed since the last Boot.
+// Console returns what the serial console printed since the last Boot,
+// with the carriage returns of the serial line taken out.
 func (m *Machine) Console() string {
 	b, _ := os.ReadFile(m.logPath)
 	if int64(len(b)) < m.bootFrom {
 		return ""
 	}
-	return string(b[m.bootFrom:])
+	return strings.ReplaceAll(string(b[m.bootFrom:]), "\r", "")
 }
 
 // WaitConsole waits until the console since the last Boot (from offset
