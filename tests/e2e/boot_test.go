@@ -140,3 +140,29 @@ say "zombies=$z$names"
 		t.Fatalf("left behind: %s", z)
 	}
 }
+
+// SIGTERM to PID 1 reboots cleanly, and `ros poweroff` powers off: the
+// probe sends SIGTERM on the first boot and runs `ros poweroff` (the node's
+// own binary) on the second.
+func TestSIGTERMRebootsAndRosPoweroff(t *testing.T) {
+	v := Version(t)
+	m := New(t, Options{UserData: CloudConfig(ProbeService(v, "probe", `
+n=$(cat /probe/boots 2>/dev/null || echo 0); n=$((n+1)); echo $n > /probe/boots
+say "boot number $n"
+sleep 2
+if [ $n = 1 ]; then say "sending SIGTERM to PID 1"; kill -TERM 1; fi
+if [ $n = 2 ]; then say "running ros poweroff"; /usr/bin/ros poweroff || say "ros poweroff failed: $?"; fi
+sleep 600
+`))})
+	m.Boot()
+	m.WaitConsole(`PROBE boot number 1`, bootTimeout)
+	m.WaitConsole(`shutting down for reboot`, 2*time.Minute)
+	m.WaitConsole(`ros: reboot now`, shutdownTimeout)
+	mark := m.Mark()
+	m.WaitConsoleFrom(mark, `PROBE boot number 2`, bootTimeout)
+	m.WaitConsoleFrom(mark, `shutting down for poweroff`, 2*time.Minute)
+	m.WaitExit(shutdownTimeout)
+	if c := m.Console()[mark:]; !contains(c, "ros: poweroff now") || !contains(c, "service probe stopped") && !contains(c, "services stopped") {
+		t.Fatalf("the poweroff was not clean:\n%s", c)
+	}
+}

@@ -9,7 +9,7 @@ import (
 
 // ProbeService returns a compose service for rancher.services that runs
 // script (POSIX sh) in the syslog image, privileged, in the host's PID
-// namespace, after syslog, with /var/lib/rancher/probe as its state. The
+// namespace, after syslog, with /var/lib/rancher/probe as its state and the node's ros command. The
 // script reports with `say WORDS`, which prints "PROBE WORDS" on the
 // serial console through /dev/kmsg. Write the script as plain sh: the
 // dollars are escaped for compose here.
@@ -22,7 +22,7 @@ func ProbeService(version, name, script string, extra ...string) string {
 	fmt.Fprintf(&b, "      image: rosos/syslog:%s\n", version)
 	b.WriteString("      privileged: true\n      pid: host\n      network_mode: host\n      restart: \"no\"\n")
 	b.WriteString("      labels:\n        io.rancher.os.after: syslog\n")
-	b.WriteString("      volumes:\n        - /var/lib/rancher/probe:/probe\n        - /var/log:/var/log\n        - /dev:/dev\n")
+	b.WriteString("      volumes:\n        - /var/lib/rancher/probe:/probe\n        - /var/log:/var/log\n        - /dev:/dev\n        - /usr/bin/ros:/usr/bin/ros:ro\n")
 	for _, e := range extra {
 		b.WriteString(e)
 	}
