@@ -7,7 +7,7 @@ SERVICE_IMAGES := syslog
 # Tests that boot the image in QEMU get this long in all.
 E2E_TIMEOUT ?= 40m
 
-DEPS := qemu-system-x86 ovmf mmdebstrap squashfs-tools grub-efi-amd64-bin grub-common \
+DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-efi-amd64-bin grub-common \
         dosfstools mtools e2fsprogs gdisk libseccomp-dev pkg-config cpio xz-utils kmod \
         xorriso openssh-client
 LDFLAGS := -s -w -X main.Version=$(VERSION)

@@ -35,6 +35,7 @@ ln -s usr/bin $R/bin && ln -s usr/sbin $R/sbin && ln -s usr/lib $R/lib && ln -s 
 mkdir -p $R/usr/lib $R/usr/lib64
 cp out/bin/ros out/bin/containerd out/bin/containerd-shim-runc-v2 out/bin/runc $R/usr/bin/
 ln -s ../bin/ros $R/usr/sbin/init
+ln -s ../bin/ros $R/usr/sbin/modprobe
 copy_modules $R/usr images/kernel/modules images/kernel/boot-modules
 grep -v '^\s*#' images/kernel/boot-modules | sed '/^\s*$/d' > $R/etc/ros/modules
 cp $K/boot/vmlinuz-$KERNEL_RELEASE $R/boot/vmlinuz

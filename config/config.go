@@ -28,6 +28,33 @@ type Rancher struct {
 	Services    map[string]any    `yaml:"services,omitempty"`
 	Environment map[string]string `yaml:"environment,omitempty"`
 	Modules     []string          `yaml:"modules,omitempty"`
+	// ServicesInclude turns optional services (the catalog, a file, a URL)
+	// on and off by name, as in RancherOS v1.
+	ServicesInclude map[string]bool `yaml:"services_include,omitempty"`
+	Network         Network         `yaml:"network,omitempty"`
+}
+
+// Network is rancher.network: interfaces by name, glob (eth*) or
+// mac=xx:xx:..., and DNS.
+type Network struct {
+	Interfaces map[string]Interface `yaml:"interfaces,omitempty"`
+	DNS        DNS                  `yaml:"dns,omitempty"`
+}
+
+// Interface is the configuration of one network interface.
+type Interface struct {
+	DHCP        bool     `yaml:"dhcp,omitempty"`
+	Address     string   `yaml:"address,omitempty"`   // CIDR, e.g. 10.0.0.5/24
+	Addresses   []string `yaml:"addresses,omitempty"` // more CIDRs, IPv4 or IPv6
+	Gateway     string   `yaml:"gateway,omitempty"`
+	GatewayIPv6 string   `yaml:"gateway_ipv6,omitempty"`
+	MTU         int      `yaml:"mtu,omitempty"`
+}
+
+// DNS is rancher.network.dns.
+type DNS struct {
+	Nameservers []string `yaml:"nameservers,omitempty"`
+	Search      []string `yaml:"search,omitempty"`
 }
 
 // Layer is one source of configuration and its document.

@@ -1,30 +1,40 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 )
 
+// AnnotationImageName is the index annotation containerd's import names an
+// image by.
+const AnnotationImageName = "io.containerd.image.name"
+
+type imageSpec struct {
+	rootfs, base, ref, out string
+	entrypoint, cmd, env   []string
+	labels                 map[string]string
+}
+
 func ociCmd() *cobra.Command {
-	var rootfs, ref, out string
-	var entrypoint, cmd, env []string
-	var labels map[string]string
+	var s imageSpec
 	c := &cobra.Command{
-		Use:   "oci --rootfs ROOTFS.tar --ref NAME:TAG --out IMAGE.tar",
-		Short: "Pack a root file system tar into an image archive that containerd and docker load",
+		Use:   "oci --rootfs ROOTFS.tar [--base BASE.tar.gz] --ref NAME:TAG --layout DIR",
+		Short: "Pack a root file system tar into an OCI image layout; with --base, as a layer over the base's",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			sum, err := packImage(rootfs, ref, out, entrypoint, cmd, env, labels)
+			sum, err := packImage(s)
 			if err != nil {
 				return err
 			}
@@ -32,33 +42,75 @@ func ociCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&rootfs, "rootfs", "", "root file system as a tar")
-	c.Flags().StringVar(&ref, "ref", "", "image name and tag")
-	c.Flags().StringVar(&out, "out", "", "archive to write")
-	c.Flags().StringSliceVar(&entrypoint, "entrypoint", nil, "entrypoint")
-	c.Flags().StringSliceVar(&cmd, "cmd", nil, "default command")
-	c.Flags().StringSliceVar(&env, "env", []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, "environment")
-	c.Flags().StringToStringVar(&labels, "label", nil, "image labels")
-	for _, f := range []string{"rootfs", "ref", "out"} {
+	c.Flags().StringVar(&s.rootfs, "rootfs", "", "the image's whole root file system, as a tar")
+	c.Flags().StringVar(&s.base, "base", "", "a base root file system tar (gzip): the image is its layer plus the difference")
+	c.Flags().StringVar(&s.ref, "ref", "", "image name and tag")
+	c.Flags().StringVar(&s.out, "layout", "", "OCI image layout directory to write (replaced)")
+	c.Flags().StringSliceVar(&s.entrypoint, "entrypoint", nil, "entrypoint")
+	c.Flags().StringSliceVar(&s.cmd, "cmd", nil, "default command")
+	c.Flags().StringSliceVar(&s.env, "env", []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, "environment")
+	c.Flags().StringToStringVar(&s.labels, "label", nil, "image labels")
+	for _, f := range []string{"rootfs", "ref", "layout"} {
 		_ = c.MarkFlagRequired(f)
 	}
 	return c
 }
 
-// packImage writes a one-layer image of rootfs, tagged ref, as a
-// docker-archive tar (which `docker load` and containerd's import both
-// read), and returns the archive's sha256.
-func packImage(rootfs, ref, out string, entrypoint, cmd, env []string, labels map[string]string) (string, error) {
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return "", fmt.Errorf("image name %q: %w", ref, err)
+func mergeCmd() *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "merge --out DIR LAYOUT...",
+		Short: "Merge OCI image layouts into one, each blob stored once",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, in []string) error {
+			return mergeLayouts(out, in)
+		},
 	}
-	layer, err := tarball.LayerFromFile(rootfs)
+	c.Flags().StringVar(&out, "out", "", "layout directory to write")
+	_ = c.MarkFlagRequired("out")
+	return c
+}
+
+// packImage writes the image into a new OCI layout and returns its manifest
+// digest. With a base, the image has two layers: the base (byte for byte
+// the same in every image, so a node stores and unpacks it once) and what
+// the image adds to it.
+func packImage(s imageSpec) (string, error) {
+	tag, err := name.NewTag(s.ref)
 	if err != nil {
-		return "", fmt.Errorf("layer from %s: %w", rootfs, err)
+		return "", fmt.Errorf("image name %q: %w", s.ref, err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	top := s.rootfs
+	if s.base != "" {
+		baseLayer, err := tarball.LayerFromFile(s.base, tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			return "", fmt.Errorf("base layer %s: %w", s.base, err)
+		}
+		if img, err = mutate.AppendLayers(img, baseLayer); err != nil {
+			return "", err
+		}
+		diff, err := os.CreateTemp(filepath.Dir(s.out), "diff-*.tar")
+		if err != nil {
+			return "", err
+		}
+		defer os.Remove(diff.Name())
+		kept, removed, err := writeDiff(s.base, s.rootfs, diff)
+		if cerr := diff.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return "", fmt.Errorf("difference of %s over %s: %w", s.rootfs, s.base, err)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %d entries over the base, %d removed\n", s.ref, kept, removed)
+		top = diff.Name()
+	}
+	layer, err := tarball.LayerFromFile(top, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
+		return "", fmt.Errorf("layer from %s: %w", top, err)
+	}
+	if img, err = mutate.AppendLayers(img, layer); err != nil {
 		return "", err
 	}
 	cf, err := img.ConfigFile()
@@ -67,27 +119,90 @@ func packImage(rootfs, ref, out string, entrypoint, cmd, env []string, labels ma
 	}
 	cf = cf.DeepCopy()
 	cf.Architecture, cf.OS = "amd64", "linux"
-	cf.Config = v1.Config{Entrypoint: entrypoint, Cmd: cmd, Env: env, Labels: labels}
-	img, err = mutate.ConfigFile(img, cf)
+	cf.Config = v1.Config{Entrypoint: s.entrypoint, Cmd: s.cmd, Env: s.env, Labels: s.labels}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(s.out); err != nil {
+		return "", err
+	}
+	p, err := layout.Write(s.out, empty.Index)
 	if err != nil {
 		return "", err
 	}
-	tmp := out + ".tmp"
-	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
-		return "", fmt.Errorf("write %s: %w", out, err)
+	full := tag.Name()
+	if err := p.AppendImage(img,
+		layout.WithPlatform(v1.Platform{Architecture: "amd64", OS: "linux"}),
+		layout.WithAnnotations(map[string]string{AnnotationImageName: full, "org.opencontainers.image.ref.name": tag.TagStr()}),
+	); err != nil {
+		return "", fmt.Errorf("write %s: %w", s.out, err)
 	}
-	f, err := os.Open(tmp)
+	d, err := img.Digest()
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	f.Close()
+	return d.String(), nil
+}
+
+type ociIndex struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     string            `json:"mediaType,omitempty"`
+	Manifests     []json.RawMessage `json:"manifests"`
+}
+
+// mergeLayouts writes one layout holding every image of the given layouts.
+func mergeLayouts(out string, in []string) error {
+	if err := os.MkdirAll(filepath.Join(out, "blobs", "sha256"), 0o755); err != nil {
+		return err
+	}
+	merged := ociIndex{SchemaVersion: 2, MediaType: string(types.OCIImageIndex)}
+	for _, dir := range in {
+		b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+		if err != nil {
+			return err
+		}
+		var idx ociIndex
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+		merged.Manifests = append(merged.Manifests, idx.Manifests...)
+		blobs, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+		if err != nil {
+			return err
+		}
+		for _, bl := range blobs {
+			dst := filepath.Join(out, "blobs", "sha256", bl.Name())
+			if _, err := os.Stat(dst); err == nil {
+				continue
+			}
+			if err := copyFile(filepath.Join(dir, "blobs", "sha256", bl.Name()), dst); err != nil {
+				return err
+			}
+		}
+	}
+	b, err := json.MarshalIndent(merged, "", "  ")
 	if err != nil {
-		return "", err
+		return err
 	}
-	if err := os.Rename(tmp, out); err != nil {
-		return "", err
+	if err := os.WriteFile(filepath.Join(out, "index.json"), b, 0o644); err != nil {
+		return err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return os.WriteFile(filepath.Join(out, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	o, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(o, in); err != nil {
+		o.Close()
+		return err
+	}
+	return o.Close()
 }

@@ -18,6 +18,8 @@ var Version = "dev"
 
 func main() {
 	switch {
+	case filepath.Base(os.Args[0]) == "modprobe":
+		os.Exit(modprobe(os.Args[1:]))
 	case os.Args[0] == "/init" && os.Getpid() == 1:
 		stage1.Fail(stage1.Run())
 	case filepath.Base(os.Args[0]) == "init" && os.Getpid() == 1:

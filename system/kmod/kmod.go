@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -23,7 +24,11 @@ type Index struct {
 	softPre  map[string][]string // module name -> softdep "pre:" names
 	builtin  map[string]bool
 	aliasMap map[string]string // underscore form -> canonical name, for lookups
+	aliases  []alias           // modules.alias, in file order
 }
+
+// alias is one line of modules.alias: a glob pattern and the module it names.
+type alias struct{ pattern, module string }
 
 // Name returns the canonical module name of a path or name: "kernel/fs/ext4/ext4.ko"
 // and "ext4" give "ext4"; dashes become underscores as the kernel does.
@@ -53,6 +58,10 @@ func Open(dir string) (*Index, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kmod: modules.softdep: %w", err)
 		}
+	}
+	if f, err := os.Open(filepath.Join(dir, "modules.alias")); err == nil {
+		idx.parseAliases(f)
+		f.Close()
 	}
 	if f, err := os.Open(filepath.Join(dir, "modules.builtin")); err == nil {
 		s := bufio.NewScanner(f)
@@ -119,6 +128,34 @@ func (x *Index) parseSoftdep(r io.Reader) error {
 		}
 	}
 	return s.Err()
+}
+
+func (x *Index) parseAliases(r io.Reader) {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		f := strings.Fields(s.Text())
+		if len(f) == 3 && f[0] == "alias" {
+			x.aliases = append(x.aliases, alias{pattern: f[1], module: Name(f[2])})
+		}
+	}
+}
+
+// Lookup turns what the kernel or a user asks for (a module name or an
+// alias such as "net-pf-10" or "fs-overlay") into module names.
+func (x *Index) Lookup(name string) []string {
+	if x.Has(name) {
+		return []string{Name(name)}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range x.aliases {
+		if ok, _ := path.Match(a.pattern, name); ok && !seen[a.module] {
+			seen[a.module] = true
+			out = append(out, a.module)
+		}
+	}
+	return out
 }
 
 // Has reports whether the index knows the module (as a file or built in).

@@ -120,3 +120,26 @@ func TestName(t *testing.T) {
 		}
 	}
 }
+
+func TestLookupAliases(t *testing.T) {
+	idx, err := Parse(strings.NewReader("kernel/fs/overlayfs/overlay.ko: \nkernel/net/ipv6/ipv6.ko:\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx.parseAliases(strings.NewReader("alias fs-overlay overlay\nalias net-pf-10 ipv6\nalias pci:v00001AF4d00001000sv*sd*bc*sc*i* virtio_net\n"))
+	for _, c := range []struct {
+		in   string
+		want string
+	}{
+		{"overlay", "overlay"},
+		{"fs-overlay", "overlay"},
+		{"net-pf-10", "ipv6"},
+		{"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", "virtio_net"},
+		{"nothing-here", ""},
+	} {
+		got := strings.Join(idx.Lookup(c.in), ",")
+		if got != c.want {
+			t.Errorf("Lookup(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,289 @@
+// Package network configures the node's network from rancher.network:
+// loopback, DHCPv4 on the interfaces the config matches, static IPv4 and
+// IPv6 addresses, gateways, MTU, and /etc/resolv.conf. Interfaces keep their
+// kernel names (eth0, eth1 ...), as in RancherOS v1.
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/vishvananda/netlink"
+
+	"github.com/rosos/ros/config"
+)
+
+// Match finds the configuration of the interface name with hardware
+// address mac: an entry with its exact name wins, then one that says
+// mac=ADDR, then the first glob (eth*) in name order. It returns the key
+// that matched.
+func Match(ifaces map[string]config.Interface, name, mac string) (config.Interface, string, bool) {
+	if c, ok := ifaces[name]; ok {
+		return c, name, true
+	}
+	for k, c := range ifaces {
+		if m, ok := strings.CutPrefix(k, "mac="); ok && mac != "" && strings.EqualFold(m, mac) {
+			return c, k, true
+		}
+	}
+	keys := make([]string, 0, len(ifaces))
+	for k := range ifaces {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if strings.HasPrefix(k, "mac=") {
+			continue
+		}
+		if ok, _ := path.Match(k, name); ok {
+			return ifaces[k], k, true
+		}
+	}
+	return config.Interface{}, "", false
+}
+
+// ResolvConf renders /etc/resolv.conf.
+func ResolvConf(nameservers, search []string) string {
+	var b strings.Builder
+	b.WriteString("# written by rosos network (rancher.network.dns)\n")
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	for _, ns := range nameservers {
+		fmt.Fprintf(&b, "nameserver %s\n", ns)
+	}
+	return b.String()
+}
+
+// Configurator applies a network configuration and keeps DHCP leases.
+type Configurator struct {
+	Config     config.Network
+	ResolvPath string // /etc/resolv.conf: written in place, so the binds of it in containers see it
+	Logf       func(format string, args ...any)
+
+	mu      sync.Mutex
+	dhcpDNS map[string][]string // interface -> nameservers from its lease
+	dhcpDom map[string][]string
+}
+
+// Run configures every interface present and then keeps the DHCP leases
+// until ctx ends. Failures on one interface are logged and do not stop the
+// others.
+func (c *Configurator) Run(ctx context.Context) error {
+	c.dhcpDNS, c.dhcpDom = map[string][]string{}, map[string][]string{}
+	if err := c.writeResolv(); err != nil {
+		c.Logf("dns: %v", err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("network: list interfaces: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, l := range links {
+		attrs := l.Attrs()
+		if attrs.Name == "lo" {
+			if err := netlink.LinkSetUp(l); err != nil {
+				c.Logf("lo: up: %v", err)
+			}
+			continue
+		}
+		ic, key, ok := Match(c.Config.Interfaces, attrs.Name, attrs.HardwareAddr.String())
+		if !ok {
+			continue
+		}
+		c.Logf("%s: configured by rancher.network.interfaces[%q]", attrs.Name, key)
+		if err := c.static(l, ic); err != nil {
+			c.Logf("%s: %v", attrs.Name, err)
+		}
+		if ic.DHCP {
+			wg.Add(1)
+			go func(name string) {
+				defer wg.Done()
+				c.dhcp(ctx, name)
+			}(attrs.Name)
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// static sets the MTU, brings the link up and adds the static addresses
+// and gateways.
+func (c *Configurator) static(l netlink.Link, ic config.Interface) error {
+	var errs []error
+	if ic.MTU > 0 {
+		if err := netlink.LinkSetMTU(l, ic.MTU); err != nil {
+			errs = append(errs, fmt.Errorf("mtu %d: %w", ic.MTU, err))
+		}
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+	addrs := ic.Addresses
+	if ic.Address != "" {
+		addrs = append([]string{ic.Address}, addrs...)
+	}
+	for _, a := range addrs {
+		addr, err := netlink.ParseAddr(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("address %q: want an address with its prefix length, such as 10.0.0.5/24", a))
+			continue
+		}
+		if err := netlink.AddrReplace(l, addr); err != nil {
+			errs = append(errs, fmt.Errorf("address %s: %w", a, err))
+		} else {
+			c.Logf("%s: address %s", l.Attrs().Name, a)
+		}
+	}
+	for _, gw := range []string{ic.Gateway, ic.GatewayIPv6} {
+		if gw == "" {
+			continue
+		}
+		if err := defaultRoute(l, net.ParseIP(gw)); err != nil {
+			errs = append(errs, fmt.Errorf("gateway %s: %w", gw, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func defaultRoute(l netlink.Link, gw net.IP) error {
+	if gw == nil {
+		return errors.New("not an IP address")
+	}
+	r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw}
+	if gw.To4() != nil {
+		r.Dst = &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
+	} else {
+		r.Dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	}
+	return netlink.RouteReplace(r)
+}
+
+// dhcp gets a lease for the interface and renews it until ctx ends,
+// starting over (with back-off) when a renewal fails.
+func (c *Configurator) dhcp(ctx context.Context, name string) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		lease, err := c.request(ctx, name)
+		if err != nil {
+			c.Logf("%s: dhcp: %v; again in %s", name, err, wait)
+			sleep(ctx, wait)
+			wait = min(wait*2, time.Minute)
+			continue
+		}
+		wait = time.Second
+		for ctx.Err() == nil {
+			t := lease.ACK.IPAddressLeaseTime(time.Hour)
+			sleep(ctx, t/2)
+			if ctx.Err() != nil {
+				return
+			}
+			lease, err = c.request(ctx, name)
+			if err != nil {
+				c.Logf("%s: dhcp renew: %v", name, err)
+				break
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (c *Configurator) request(ctx context.Context, name string) (*nclient4.Lease, error) {
+	cl, err := nclient4.New(name, nclient4.WithTimeout(5*time.Second), nclient4.WithRetry(3))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	lease, err := cl.Request(rctx, dhcpv4.WithOption(dhcpv4.OptHostName(hostname())))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.applyLease(name, lease.ACK); err != nil {
+		return nil, err
+	}
+	return lease, nil
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+func (c *Configurator) applyLease(name string, ack *dhcpv4.DHCPv4) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	mask := ack.SubnetMask()
+	if mask == nil {
+		mask = ack.YourIPAddr.DefaultMask()
+	}
+	lt := ack.IPAddressLeaseTime(time.Hour)
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ack.YourIPAddr, Mask: mask}, ValidLft: int(lt.Seconds()), PreferedLft: int(lt.Seconds())}
+	if err := netlink.AddrReplace(l, addr); err != nil {
+		return fmt.Errorf("address %s: %w", addr.IPNet, err)
+	}
+	msg := fmt.Sprintf("%s: dhcp address %s, lease %s", name, addr.IPNet, lt)
+	if routers := ack.Router(); len(routers) > 0 {
+		if err := defaultRoute(l, routers[0]); err != nil {
+			return fmt.Errorf("gateway %s: %w", routers[0], err)
+		}
+		msg += ", gateway " + routers[0].String()
+	}
+	c.Logf("%s", msg)
+	var dns []string
+	for _, ip := range ack.DNS() {
+		dns = append(dns, ip.String())
+	}
+	c.mu.Lock()
+	c.dhcpDNS[name] = dns
+	if ds := ack.DomainSearch(); ds != nil {
+		c.dhcpDom[name] = ds.Labels
+	}
+	c.mu.Unlock()
+	return c.writeResolv()
+}
+
+// writeResolv writes the configured DNS, or when none is configured, what
+// the DHCP leases gave.
+func (c *Configurator) writeResolv() error {
+	ns, search := c.Config.DNS.Nameservers, c.Config.DNS.Search
+	if len(ns) == 0 {
+		c.mu.Lock()
+		names := make([]string, 0, len(c.dhcpDNS))
+		for n := range c.dhcpDNS {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			ns = append(ns, c.dhcpDNS[n]...)
+			if len(search) == 0 {
+				search = append(search, c.dhcpDom[n]...)
+			}
+		}
+		c.mu.Unlock()
+	}
+	if len(ns) == 0 && len(search) == 0 {
+		return nil
+	}
+	// In place, not by rename: containers bind this file.
+	return os.WriteFile(c.ResolvPath, []byte(ResolvConf(ns, search)), 0o644)
+}
