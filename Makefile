@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
-SERVICE_IMAGES := syslog
+# System service images (images/NAME), in the OS image and preloaded.
+SERVICE_IMAGES := udev syslog network ntp acpid console docker
 # Tests that boot the image in QEMU get this long in all.
 E2E_TIMEOUT ?= 40m
 
@@ -43,13 +44,16 @@ out/version: FORCE
 	@mkdir -p out; [ "$$(cat $@ 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $@
 FORCE:
 
+out/images/base.tar.gz: images/base/packages build/service-image.sh
+	build/service-image.sh base $(VERSION) $@
+
 .SECONDEXPANSION:
-out/images/%.tar: $$(shell find images/$$* -type f) out/ros-build build/service-image.sh out/version
-	build/service-image.sh $* $(VERSION) $@
+out/images/%/index.json: $$(shell find images/$$* -type f) out/ros-build out/bin/ros build/service-image.sh out/version out/images/base.tar.gz
+	build/service-image.sh $* $(VERSION) out/images/$*
 
 image: out/ros.img
-out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%.tar) os-config.tpl.yml build/mkimage.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
-	build/mkimage.sh $(VERSION)
+out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml build/mkimage.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
+	SERVICE_IMAGES="$(SERVICE_IMAGES)" build/mkimage.sh $(VERSION)
 
 run: deps image
 	build/run.sh out/ros.img

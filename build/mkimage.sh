@@ -56,15 +56,12 @@ printf 'rancher\n' > $R/etc/hostname
 : > $R/etc/resolv.conf
 printf '127.0.0.1\tlocalhost\n' > $R/etc/hosts
 sed "s/\${VERSION}/$version/g" os-config.tpl.yml > $R/usr/share/ros/os-config.yml
-echo "[" > $R/usr/share/ros/images/images.json
-sep=""
-for tar in out/images/*.tar; do
-  name=$(basename "$tar" .tar)
-  cp "$tar" $R/usr/share/ros/images/
-  printf '%s  {"file": "%s", "ref": "docker.io/rosos/%s:%s", "digest": "%s"}\n' "$sep" "$name.tar" "$name" "$version" "$(cat "$tar.sha256")" >> $R/usr/share/ros/images/images.json
-  sep=","
-done
-echo "]" >> $R/usr/share/ros/images/images.json
+# The service images, as one OCI layout: layers they share are stored once.
+layouts=()
+for i in ${SERVICE_IMAGES:?}; do layouts+=(out/images/$i); done
+rmdir $R/usr/share/ros/images
+out/ros-build merge --out $R/usr/share/ros/images "${layouts[@]}"
+echo "service images: $(du -sh $R/usr/share/ros/images | cut -f1)"
 
 echo "== slot image"
 # gzip: GRUB 2.06 reads squashfs through loopback when it is gzip or xz

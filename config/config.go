@@ -183,3 +183,32 @@ func WriteAtomic(path string, b []byte, mode os.FileMode) error {
 	}
 	return nil
 }
+
+// UpdateFile changes the document at path with f and writes it back
+// atomically; a missing file is an empty document. If f fails, nothing is
+// written.
+func UpdateFile(path string, f func(doc map[string]any) error) error {
+	doc := map[string]any{}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		l, err := ParseDoc(path, b)
+		if err != nil {
+			return err
+		}
+		doc = l.Doc
+	case !os.IsNotExist(err):
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := f(doc); err != nil {
+		return err
+	}
+	if _, err := decode(path, doc); err != nil {
+		return err
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return WriteAtomic(path, append([]byte("#cloud-config\n"), out...), 0o600)
+}

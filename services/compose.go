@@ -60,13 +60,33 @@ type Service struct {
 	StopGrace   time.Duration
 	Labels      map[string]string
 	DependsOn   []string
-	After       []string
-	Before      []string
-	Detach      bool // false: a one-shot that must finish before services after it
-	CreateOnly  bool
+	// Conditions holds depends_on conditions other than service_started:
+	// service_healthy or service_completed_successfully, by dependency.
+	Conditions map[string]string
+	Health     *Health
+	Ulimits    []Ulimit
+	After      []string
+	Before     []string
+	Detach     bool // false: a one-shot that must finish before services after it
+	CreateOnly bool
 	// Hash identifies the definition: a running container with another hash
 	// was made from an older definition and is replaced.
 	Hash string
+}
+
+// Health is a compose healthcheck.
+type Health struct {
+	Test        []string // the command: CMD-SHELL's string run by /bin/sh -c, or CMD's argv
+	Interval    time.Duration
+	Timeout     time.Duration
+	Retries     int
+	StartPeriod time.Duration
+}
+
+// Ulimit is one resource limit (nofile, nproc ...).
+type Ulimit struct {
+	Name       string
+	Soft, Hard uint64
 }
 
 // supported are the compose fields (by YAML name) the runner honours. Any
@@ -79,7 +99,7 @@ var supported = map[string]bool{
 	"network_mode": true, "pid": true, "ipc": true, "uts": true, "devices": true,
 	"restart": true, "depends_on": true, "user": true, "working_dir": true,
 	"read_only": true, "tmpfs": true, "stop_signal": true, "stop_grace_period": true,
-	"labels": true, "container_name": true,
+	"labels": true, "container_name": true, "healthcheck": true, "ulimits": true,
 	"name": true, // the service's key, set by the loader
 }
 
@@ -233,9 +253,57 @@ func convert(sc types.ServiceConfig) (Service, error) {
 	for _, d := range sc.Devices {
 		s.Devices = append(s.Devices, d.Source)
 	}
-	for name := range sc.DependsOn {
+	for name, dep := range sc.DependsOn {
 		s.DependsOn = append(s.DependsOn, name)
+		switch dep.Condition {
+		case "", types.ServiceConditionStarted:
+		case types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully:
+			if s.Conditions == nil {
+				s.Conditions = map[string]string{}
+			}
+			s.Conditions[name] = dep.Condition
+		default:
+			return Service{}, fmt.Errorf("%s: depends_on.%s: condition %q: want service_started, service_healthy or service_completed_successfully", where, name, dep.Condition)
+		}
 	}
+	if hc := sc.HealthCheck; hc != nil && !hc.Disable && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
+		h := &Health{Interval: 30 * time.Second, Timeout: 30 * time.Second, Retries: 3}
+		switch hc.Test[0] {
+		case "CMD":
+			h.Test = hc.Test[1:]
+		case "CMD-SHELL":
+			if len(hc.Test) != 2 {
+				return Service{}, fmt.Errorf("%s: healthcheck.test: CMD-SHELL takes one string", where)
+			}
+			h.Test = []string{"/bin/sh", "-c", hc.Test[1]}
+		default:
+			return Service{}, fmt.Errorf("%s: healthcheck.test: want [CMD, ...], [CMD-SHELL, \"...\"] or a string, got %q", where, hc.Test[0])
+		}
+		if len(h.Test) == 0 {
+			return Service{}, fmt.Errorf("%s: healthcheck.test: no command", where)
+		}
+		if hc.Interval != nil {
+			h.Interval = time.Duration(*hc.Interval)
+		}
+		if hc.Timeout != nil {
+			h.Timeout = time.Duration(*hc.Timeout)
+		}
+		if hc.Retries != nil {
+			h.Retries = int(*hc.Retries)
+		}
+		if hc.StartPeriod != nil {
+			h.StartPeriod = time.Duration(*hc.StartPeriod)
+		}
+		s.Health = h
+	}
+	for name, u := range sc.Ulimits {
+		soft, hard := u.Soft, u.Hard
+		if u.Single != 0 {
+			soft, hard = u.Single, u.Single
+		}
+		s.Ulimits = append(s.Ulimits, Ulimit{Name: name, Soft: uint64(soft), Hard: uint64(hard)})
+	}
+	sort.Slice(s.Ulimits, func(i, j int) bool { return s.Ulimits[i].Name < s.Ulimits[j].Name })
 	sort.Strings(s.DependsOn)
 	s.After = splitList(s.Labels[LabelAfter])
 	s.Before = splitList(s.Labels[LabelBefore])

@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
@@ -27,6 +29,11 @@ const (
 	SystemLogDir   = "/var/log/system"
 	seedDir        = "/run/ros/seed"
 	Timeline       = "/run/ros/boot-timeline.jsonl"
+	// MergedConfig is the node's config after the layers are merged, for
+	// the services that read it (network); written at each start.
+	MergedConfig = "/run/ros/config.yml"
+	// RancherUID is the console's login user (as in RancherOS v1).
+	RancherUID = 1100
 )
 
 // Daemon is the service manager process: it gathers the config, sets the
@@ -47,6 +54,12 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 	if err := setHostname(cfg.Hostname); err != nil {
 		m.consolef("hostname: %v", err)
 	}
+	if err := publishConfig(cfg); err != nil {
+		m.consolef("config: %v", err)
+	}
+	if err := AuthorizeKeys("/home/rancher", RancherUID, cfg.SSHAuthorizedKeys); err != nil {
+		m.consolef("ssh_authorized_keys: %v", err)
+	}
 	client, err := Connect(ContainerdSock)
 	if err != nil {
 		return err
@@ -59,7 +72,7 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 	} else if n > 0 {
 		m.consolef("imported %d preloaded images", n)
 	}
-	env := map[string]string{}
+	env := map[string]string{"ROS_VERSION": osVersion()}
 	for k, v := range cfg.Rancher.Environment {
 		env[k] = v
 	}
@@ -67,7 +80,17 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 	if err != nil {
 		return err
 	}
-	if err := m.Start(ctx, defs); err != nil {
+	sources := map[string]string{}
+	defs = append(defs, m.included(ctx, cfg, env, sources)...)
+	m.root = ctx
+	api := &API{M: m, Env: env}
+	go func() {
+		if err := api.Serve(ctx, Socket); err != nil {
+			m.consolef("%v", err)
+		}
+	}()
+	go m.rotateLoop(ctx, SystemLogDir, time.Minute)
+	if err := m.Start(ctx, defs, sources); err != nil {
 		return err
 	}
 	running := 0
@@ -82,6 +105,13 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 	if status != nil {
 		fmt.Fprintf(status, `{"event":"ready","services":%d}`+"\n", running)
 	}
+	// Healthy marks come later; keep the saved timeline current a while.
+	go func() {
+		for i := 0; i < 20 && ctx.Err() == nil; i++ {
+			time.Sleep(15 * time.Second)
+			_ = m.Timeline.Save(Timeline)
+		}
+	}()
 	<-ctx.Done()
 	m.logf("stopping services")
 	m.StopAll(context.WithoutCancel(ctx))
@@ -174,4 +204,78 @@ func setHostname(name string) error {
 		return config.WriteAtomic("/etc/hosts", []byte(hosts), 0o644)
 	}
 	return nil
+}
+
+// included parses the services turned on by rancher.services_include. One
+// that fails is reported and skipped.
+func (m *Manager) included(ctx context.Context, cfg config.Config, env map[string]string, sources map[string]string) []Service {
+	var names []string
+	for n, on := range cfg.Rancher.ServicesInclude {
+		if on {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var out []Service
+	for _, n := range names {
+		doc, kind, err := includedDoc(n)
+		if err != nil {
+			m.consolef("%v; skipped", err)
+			continue
+		}
+		defs, err := ParseComposeDoc(ctx, "services_include."+n, doc, env)
+		if err != nil {
+			m.consolef("%v; skipped", err)
+			continue
+		}
+		for _, d := range defs {
+			sources[d.Name] = kind
+		}
+		out = append(out, defs...)
+	}
+	return out
+}
+
+// osVersion is the running OS's version, from /etc/os-release.
+func osVersion() string {
+	b, _ := os.ReadFile("/etc/os-release")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VERSION_ID="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return "dev"
+}
+
+func publishConfig(cfg config.Config) error {
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return config.WriteAtomic(MergedConfig, b, 0o600)
+}
+
+// AuthorizeKeys writes keys as the login user's authorized_keys (in home,
+// owned by uid), replacing what was there: the config is the truth.
+func AuthorizeKeys(home string, uid int, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	dir := filepath.Join(home, ".ssh")
+	for _, d := range []string{home, dir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chown(d, uid, uid); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, "authorized_keys")
+	if err := config.WriteAtomic(p, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Chown(p, uid, uid)
 }

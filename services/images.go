@@ -1,74 +1,126 @@
 package services
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Preloaded is one image archive shipped in the OS image, as listed in
-// images.json beside the archives.
-type Preloaded struct {
-	File   string `json:"file"`   // archive name in the images directory
-	Ref    string `json:"ref"`    // the image name it holds
-	Digest string `json:"digest"` // sha256 of the archive, to know an import is current
+// annotationImageName is the index annotation that names an image for
+// containerd's import.
+const annotationImageName = "io.containerd.image.name"
+
+// PreloadedImages lists the images of the OCI layout in dir (the OS image's
+// service images), by name, with their manifest digests.
+func PreloadedImages(dir string) (map[string]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return nil, err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "index.json"), err)
+	}
+	out := map[string]string{}
+	for _, m := range idx.Manifests {
+		if n := m.Annotations[annotationImageName]; n != "" {
+			out[n] = m.Digest.String()
+		}
+	}
+	return out, nil
 }
 
-const labelArchive = "io.rosos.archive"
-
-// ImportPreloaded imports the OS image's service images into containerd,
-// skipping those already imported from the same archive. It returns how many
-// it imported.
+// ImportPreloaded imports the OS image's service images (an OCI layout in
+// dir) into containerd when any of them is missing or differs from what is
+// there, and unpacks them. Layers the images share are stored and unpacked
+// once. It returns how many images it imported.
 func ImportPreloaded(ctx context.Context, client *containerd.Client, dir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "images.json"))
+	want, err := PreloadedImages(dir)
 	if os.IsNotExist(err) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	var list []Preloaded
-	if err := json.Unmarshal(b, &list); err != nil {
-		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, "images.json"), err)
+	stale := 0
+	for name, digest := range want {
+		img, err := client.GetImage(ctx, name)
+		switch {
+		case errdefs.IsNotFound(err):
+			stale++
+		case err != nil:
+			return 0, err
+		case img.Target().Digest.String() != digest:
+			stale++
+		}
 	}
-	n := 0
-	for _, p := range list {
-		name, err := NormalizeRef(p.Ref)
-		if err != nil {
-			return n, err
-		}
-		if img, err := client.GetImage(ctx, name); err == nil && img.Labels()[labelArchive] == p.Digest {
-			continue
-		} else if err != nil && !errdefs.IsNotFound(err) {
-			return n, err
-		}
-		if err := importOne(ctx, client, filepath.Join(dir, p.File), p.Digest); err != nil {
-			return n, fmt.Errorf("import %s: %w", p.File, err)
-		}
-		n++
+	if stale == 0 {
+		return 0, nil
 	}
-	return n, nil
-}
-
-func importOne(ctx context.Context, client *containerd.Client, path, digest string) error {
-	f, err := os.Open(path)
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarDir(pw, dir)) }()
+	imgs, err := client.Import(ctx, pr)
+	pr.Close()
 	if err != nil {
-		return err
-	}
-	defer f.Close()
-	imgs, err := client.Import(ctx, f, containerd.WithImageLabels(map[string]string{labelArchive: digest}))
-	if err != nil {
-		return err
+		return 0, fmt.Errorf("import %s: %w", dir, err)
 	}
 	for _, i := range imgs {
 		if err := containerd.NewImage(client, i).Unpack(ctx, snapshotter); err != nil {
-			return fmt.Errorf("unpack %s: %w", i.Name, err)
+			return 0, fmt.Errorf("unpack %s: %w", i.Name, err)
 		}
 	}
-	return nil
+	return len(imgs), nil
+}
+
+// tarDir writes the files under dir as a tar stream (what containerd's
+// import reads).
+func tarDir(w io.Writer, dir string) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		h.Name = filepath.ToSlash(rel)
+		if d.IsDir() {
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
 }

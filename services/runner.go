@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -274,7 +276,15 @@ func specOpts(s Service, img containerd.Image) ([]oci.SpecOpts, error) {
 			oci.WithWriteableSysfs, oci.WithWriteableCgroupfs)
 	}
 	if s.HostNetwork {
-		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace))
+		// The host's hosts file and resolv.conf, read-only, unless the
+		// service binds them itself (the network service writes resolv.conf).
+		if !bindsTarget(s, "/etc/hosts") {
+			opts = append(opts, oci.WithHostHostsFile)
+		}
+		if !bindsTarget(s, "/etc/resolv.conf") {
+			opts = append(opts, oci.WithHostResolvconf)
+		}
 	}
 	if s.HostPID {
 		opts = append(opts, oci.WithHostNamespace(specs.PIDNamespace))
@@ -313,7 +323,32 @@ func specOpts(s Service, img containerd.Image) ([]oci.SpecOpts, error) {
 	if s.ReadOnly {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
+	if len(s.Ulimits) > 0 {
+		opts = append(opts, withRlimits(s.Ulimits))
+	}
 	return opts, nil
+}
+
+func bindsTarget(s Service, target string) bool {
+	for _, b := range s.Binds {
+		if b.Target == target {
+			return true
+		}
+	}
+	return false
+}
+
+func withRlimits(us []Ulimit) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, spec *oci.Spec) error {
+		if spec.Process == nil {
+			spec.Process = &specs.Process{}
+		}
+		for _, u := range us {
+			spec.Process.Rlimits = append(spec.Process.Rlimits, specs.POSIXRlimit{
+				Type: "RLIMIT_" + strings.ToUpper(u.Name), Soft: u.Soft, Hard: u.Hard})
+		}
+		return nil
+	}
 }
 
 func capNames(caps []string) []string {
@@ -330,3 +365,64 @@ func capNames(caps []string) []string {
 
 // ErrNotRunning means the service has no running task.
 var ErrNotRunning = errors.New("not running")
+
+// Exec runs args in the running container of name, with the given streams
+// (nil for none), and returns its exit status.
+func (r *Runner) Exec(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) (uint32, error) {
+	c, err := r.Client.LoadContainer(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("service %s: %w", name, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("service %s: %w", name, ErrNotRunning)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	pspec := *spec.Process
+	pspec.Args = args
+	pspec.Terminal = tty
+	id := fmt.Sprintf("exec-%d", time.Now().UnixNano())
+	var opts []cio.Opt
+	if stdin != nil || stdout != nil || stderr != nil {
+		if stdout == nil {
+			stdout = io.Discard
+		}
+		if stderr == nil {
+			stderr = io.Discard
+		}
+		opts = append(opts, cio.WithStreams(stdin, stdout, stderr))
+		if tty {
+			opts = append(opts, cio.WithTerminal)
+		}
+	}
+	creator := cio.NullIO
+	if len(opts) > 0 {
+		creator = cio.NewCreator(opts...)
+	}
+	p, err := task.Exec(ctx, id, &pspec, creator)
+	if err != nil {
+		return 0, fmt.Errorf("service %s: exec %s: %w", name, strings.Join(args, " "), err)
+	}
+	defer p.Delete(context.WithoutCancel(ctx))
+	exit, err := p.Wait(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.Start(ctx); err != nil {
+		return 0, fmt.Errorf("service %s: exec %s: %w", name, strings.Join(args, " "), err)
+	}
+	select {
+	case st := <-exit:
+		if p.IO() != nil {
+			p.IO().Wait()
+		}
+		code, _, err := st.Result()
+		return code, err
+	case <-ctx.Done():
+		_ = p.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		return 0, ctx.Err()
+	}
+}

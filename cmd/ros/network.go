@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/rosos/ros/config"
+	"github.com/rosos/ros/services"
+	"github.com/rosos/ros/system/network"
+)
+
+// networkCmd is the network system service's program: it applies
+// rancher.network from the node's merged config and keeps DHCP leases.
+func networkCmd() *cobra.Command {
+	var cfgPath, resolv string
+	c := &cobra.Command{
+		Use:    "network",
+		Short:  "Configure the network from rancher.network (the network service runs this)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			layer, err := config.ReadFile(cfgPath)
+			if err != nil {
+				return err
+			}
+			cfg, err := config.Merge(layer)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGTERM, unix.SIGINT)
+			defer stop()
+			lg := log.New(os.Stdout, "network: ", log.LstdFlags)
+			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Logf: lg.Printf}
+			if err := c.Run(ctx); err != nil {
+				return fmt.Errorf("network: %w", err)
+			}
+			<-ctx.Done()
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfgPath, "config", services.MergedConfig, "the merged node config")
+	c.Flags().StringVar(&resolv, "resolv-conf", "/etc/resolv.conf", "resolv.conf to write")
+	return c
+}

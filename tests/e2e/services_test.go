@@ -1,0 +1,278 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// defaultServices are the built-in services every node runs.
+var defaultServices = []string{"udev", "syslog", "network", "ntp", "acpid", "console", "docker"}
+
+type serviceState struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Health   string `json:"health"`
+	Pid      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+}
+
+func serviceStates(t *testing.T, s *SSH) map[string]serviceState {
+	t.Helper()
+	out := s.MustRun("sudo ros service list -o json")
+	var r struct{ Services []serviceState }
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("ros service list -o json: %v\n%s", err, out)
+	}
+	m := map[string]serviceState{}
+	for _, st := range r.Services {
+		m[st.Name] = st
+	}
+	return m
+}
+
+func allRunning(t *testing.T, s *SSH, names ...string) func(string) bool {
+	return func(string) bool {
+		st := serviceStates(t, s)
+		for _, n := range names {
+			if st[n].State != "running" {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// helloImage builds a one-file image archive (a static Go program) that
+// `docker load` reads.
+func helloImage(t *testing.T) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "main.go")
+	os.WriteFile(src, []byte(`package main
+import ("fmt"; "os"; "time")
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "sleep" { for { time.Sleep(time.Hour) } }
+	fmt.Println("hello from a user container")
+}
+`), 0o644)
+	bin := filepath.Join(dir, "hello")
+	cmd := exec.Command("go", "build", "-o", bin, src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build hello: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(bin)
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o755, Size: int64(len(b)), Typeflag: tar.TypeReg})
+	tw.Write(b)
+	tw.Close()
+	l, err := tarball.LayerFromReader(bytes.NewReader(layer.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Config.Entrypoint = []string{"/hello"}
+	img, _ = mutate.ConfigFile(img, cf)
+	tag, _ := name.NewTag("e2e/hello:1")
+	var out bytes.Buffer
+	if err := tarball.Write(tag, img, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// One boot, driven over SSH as a user would: the console, the default
+// services, the user's Docker kept apart from the OS, logs, restarts, the
+// service manager's own restart, enable refusing bad input, and the power
+// button.
+func TestServicesOverSSH(t *testing.T) {
+	v := Version(t)
+	key := NewKey(t)
+	// A service that crash-loops, ordered before the console: it must not
+	// hold the console back.
+	seed := SeedConfig(key, `rancher:
+  services:
+    crashloop:
+      image: rosos/syslog:`+v+`
+      command: [sh, -c, "echo crashing; exit 3"]
+      restart: always
+      labels:
+        io.rancher.os.before: console
+`)
+	m := New(t, Options{UserData: seed, MetaData: "instance-id: e2e\nlocal-hostname: e2e-node\n"})
+	start := time.Now()
+	m.Boot()
+	s := m.SSH("rancher", key, bootTimeout)
+	t.Logf("SSH login as rancher %.1fs after QEMU started", time.Since(start).Seconds())
+	s.Eventually("docker info --format '{{.ServerVersion}}'", 5*time.Minute, func(out string) bool {
+		return strings.HasPrefix(strings.TrimSpace(out), "20.")
+	})
+	t.Logf("docker info answered %.1fs after QEMU started", time.Since(start).Seconds())
+
+	t.Run("hostname from the seed", func(t *testing.T) {
+		if h := strings.TrimSpace(s.MustRun("hostname")); h != "e2e-node" {
+			t.Errorf("hostname %q, want e2e-node (local-hostname of the seed)", h)
+		}
+	})
+	t.Run("password login not offered", func(t *testing.T) {
+		msg := m.AuthMethods("rancher")
+		if strings.Contains(msg, "password") || strings.Contains(msg, "keyboard-interactive") {
+			t.Errorf("the server offered a password method: %s", msg)
+		}
+		t.Logf("login without a key: %s", msg)
+	})
+	t.Run("default services running", func(t *testing.T) {
+		s.Eventually("true", 3*time.Minute, allRunning(t, s, defaultServices...))
+		t.Log("\n" + s.MustRun("sudo ros service list"))
+	})
+	t.Run("user docker load and run", func(t *testing.T) {
+		if out, err := s.RunInput("docker load", bytes.NewReader(helloImage(t))); err != nil {
+			t.Fatalf("docker load: %v\n%s", err, out)
+		}
+		out := s.MustRun("docker run --rm e2e/hello:1")
+		if !strings.Contains(out, "hello from a user container") {
+			t.Fatalf("docker run: %s", out)
+		}
+		s.MustRun("docker run -d --name sleeper e2e/hello:1 sleep")
+	})
+	t.Run("wiping the user's docker leaves the OS", func(t *testing.T) {
+		before := serviceStates(t, s)
+		s.MustRun("docker rm -f $(docker ps -qa) && docker system prune -af")
+		if out := s.MustRun("docker ps -qa"); strings.TrimSpace(out) != "" {
+			t.Fatalf("containers left: %s", out)
+		}
+		after := serviceStates(t, s)
+		for _, n := range defaultServices {
+			if after[n].State != "running" || after[n].Pid != before[n].Pid {
+				t.Errorf("%s: %+v after the wipe, was %+v", n, after[n], before[n])
+			}
+		}
+		s.MustRun("true") // the node still answers
+	})
+	t.Run("logger reaches /var/log/messages", func(t *testing.T) {
+		token := "e2e-logger-" + time.Now().Format("150405.000")
+		s.MustRun("logger -t e2e " + token)
+		s.Eventually("sudo grep -c "+token+" /var/log/messages", time.Minute, func(out string) bool {
+			return strings.TrimSpace(out) == "1"
+		})
+	})
+	t.Run("crash loop backs off and holds nothing back", func(t *testing.T) {
+		s.Eventually("true", 2*time.Minute, func(string) bool { return serviceStates(t, s)["crashloop"].Restarts >= 3 })
+		st := serviceStates(t, s)["crashloop"]
+		// 1s, 2s, 4s, 8s ... between restarts: far fewer restarts than seconds.
+		time.Sleep(20 * time.Second)
+		later := serviceStates(t, s)["crashloop"]
+		if later.Restarts-st.Restarts > 4 {
+			t.Errorf("crashloop restarted %d times in 20s: no back-off", later.Restarts-st.Restarts)
+		}
+		if out := s.MustRun("sudo ros service logs --tail 2 crashloop"); !strings.Contains(out, "crashing") {
+			t.Errorf("ros service logs crashloop: %q", out)
+		}
+	})
+	t.Run("killed service is restarted", func(t *testing.T) {
+		before := serviceStates(t, s)["ntp"]
+		s.MustRun(fmt.Sprintf("sudo kill -9 %d", before.Pid))
+		s.Eventually("true", 2*time.Minute, func(string) bool {
+			st := serviceStates(t, s)["ntp"]
+			return st.State == "running" && st.Restarts == before.Restarts+1 && st.Pid != before.Pid
+		})
+		t.Log("\n" + s.MustRun("sudo ros service ps"))
+	})
+	t.Run("killed service manager comes back and adopts", func(t *testing.T) {
+		before := serviceStates(t, s)
+		s.MustRun("sudo pkill -9 -f 'ros service-manager'")
+		time.Sleep(3 * time.Second)
+		s.Eventually("sudo ros service list", 2*time.Minute, func(out string) bool { return strings.Contains(out, "console") })
+		after := serviceStates(t, s)
+		for _, n := range defaultServices {
+			if after[n].State != "running" || after[n].Pid != before[n].Pid {
+				t.Errorf("%s: %+v after the manager's restart, was %+v", n, after[n], before[n])
+			}
+		}
+		if n := strings.TrimSpace(s.MustRun("pgrep -xc rsyslogd")); n != "1" {
+			t.Errorf("%s rsyslogd processes, want 1", n)
+		}
+	})
+	t.Run("enable refuses bad compose files", func(t *testing.T) {
+		cfgBefore, _ := s.Run("sudo cat /var/lib/rancher/conf/cloud-config.yml")
+		s.MustRun("printf 'services:\\n  bad:\\n    image: rosos/syslog:" + v + "\\n    build: .\\n' > /tmp/bad.yml")
+		s.MustRun("printf 'services:\\n  noimage:\\n    image: example.invalid/nothing:1\\n' > /tmp/noimage.yml")
+		out, err := s.Run("sudo ros service enable /tmp/bad.yml")
+		if err == nil || !strings.Contains(out, "build") || !strings.Contains(out, "bad") {
+			t.Errorf("enable of a file with an unsupported field: err %v, output %q", err, out)
+		}
+		t.Logf("unsupported field: %s", out)
+		out, err = s.Run("sudo ros service enable /tmp/noimage.yml")
+		if err == nil || !strings.Contains(out, "example.invalid/nothing:1") {
+			t.Errorf("enable of a file with a missing image: err %v, output %q", err, out)
+		}
+		t.Logf("missing image: %s", out)
+		cfgAfter, _ := s.Run("sudo cat /var/lib/rancher/conf/cloud-config.yml")
+		if cfgAfter != cfgBefore {
+			t.Errorf("the config changed: %q -> %q", cfgBefore, cfgAfter)
+		}
+		st := serviceStates(t, s)
+		for _, n := range []string{"bad", "noimage"} {
+			if _, ok := st[n]; ok {
+				t.Errorf("service %s is known after a refused enable", n)
+			}
+		}
+	})
+	t.Run("enable and disable a good file", func(t *testing.T) {
+		s.MustRun("printf 'services:\\n  hello:\\n    image: rosos/syslog:" + v + "\\n    command: [sleep, \\\"3600\\\"]\\n    restart: always\\n' > /tmp/hello.yml")
+		s.MustRun("sudo ros service enable /tmp/hello.yml")
+		s.Eventually("true", time.Minute, allRunning(t, s, "hello"))
+		s.MustRun("sudo ros service disable hello")
+		if _, ok := serviceStates(t, s)["hello"]; ok {
+			t.Error("hello is still known after disable")
+		}
+	})
+	t.Run("system-docker alias", func(t *testing.T) {
+		out := s.MustRun("sudo system-docker ps")
+		if !strings.Contains(out, "syslog") {
+			t.Errorf("system-docker ps: %s", out)
+		}
+		out = s.MustRun("sudo system-docker exec syslog cat /etc/os-release")
+		if !strings.Contains(out, "bookworm") {
+			t.Errorf("system-docker exec syslog: %s", out)
+		}
+	})
+	t.Run("boot analyze", func(t *testing.T) {
+		out := s.MustRun("sudo ros boot analyze")
+		for _, n := range defaultServices {
+			if !strings.Contains(out, "service "+n) {
+				t.Errorf("ros boot analyze lacks service %s:\n%s", n, out)
+			}
+		}
+		t.Log("\n" + out)
+	})
+	t.Run("memory", func(t *testing.T) {
+		t.Log("\n" + s.MustRun("free -m; sudo grep VmRSS /proc/1/status"))
+	})
+	t.Run("power button", func(t *testing.T) {
+		m.PowerButton()
+		m.WaitExit(shutdownTimeout)
+	})
+}

@@ -1,0 +1,152 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Key is an SSH key pair made for a test.
+type Key struct {
+	Signer     ssh.Signer
+	Authorized string // the public key, as a line of authorized_keys
+}
+
+// NewKey makes an ed25519 key pair.
+func NewKey(t *testing.T) Key {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Key{Signer: signer, Authorized: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " e2e@" + t.Name()}
+}
+
+// SSH is a login session on the machine.
+type SSH struct {
+	t      *testing.T
+	client *ssh.Client
+}
+
+// SSH logs in as user with key, retrying until timeout (the node may still
+// be booting).
+func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
+	m.t.Helper()
+	cfg := &ssh.ClientConfig{
+		User:            user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key.Signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // a fresh test node: no known host key
+		Timeout:         20 * time.Second,
+	}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-m.exitedCh():
+			m.t.Fatalf("QEMU exited while waiting for SSH")
+		default:
+		}
+		c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", m.SSHPort), cfg)
+		if err == nil {
+			s := &SSH{t: m.t, client: c}
+			m.t.Cleanup(func() { c.Close() })
+			return s
+		}
+		last = err
+		time.Sleep(2 * time.Second)
+	}
+	m.t.Fatalf("ssh %s@127.0.0.1:%d: no login within %s: %v", user, m.SSHPort, timeout, last)
+	return nil
+}
+
+// AuthMethods reports what the SSH server let a client without a key try:
+// the client offers a password, and the error says which methods were
+// attempted ("password" appears only if the server offered it).
+func (m *Machine) AuthMethods(user string) string {
+	m.t.Helper()
+	cfg := &ssh.ClientConfig{
+		User: user,
+		Auth: []ssh.AuthMethod{
+			ssh.Password("not-the-password"),
+			ssh.KeyboardInteractive(func(string, string, []string, []bool) ([]string, error) { return nil, nil }),
+		},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         20 * time.Second,
+	}
+	c, err := ssh.Dial("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(m.SSHPort)), cfg)
+	if err == nil {
+		c.Close()
+		m.t.Fatalf("ssh %s: a login without a key succeeded", user)
+	}
+	return err.Error()
+}
+
+// Run runs cmd (a shell command line) and returns its output (stdout and
+// stderr) and error.
+func (s *SSH) Run(cmd string) (string, error) {
+	return s.RunInput(cmd, nil)
+}
+
+// RunInput is Run with stdin.
+func (s *SSH) RunInput(cmd string, stdin io.Reader) (string, error) {
+	sess, err := s.client.NewSession()
+	if err != nil {
+		return "", fmt.Errorf("ssh session: %w", err)
+	}
+	defer sess.Close()
+	var out bytes.Buffer
+	sess.Stdout, sess.Stderr, sess.Stdin = &out, &out, stdin
+	err = sess.Run(cmd)
+	return out.String(), err
+}
+
+// MustRun runs cmd and fails the test if it fails.
+func (s *SSH) MustRun(cmd string) string {
+	s.t.Helper()
+	out, err := s.Run(cmd)
+	if err != nil {
+		s.t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	return out
+}
+
+// Eventually runs cmd until check accepts its output or timeout passes.
+func (s *SSH) Eventually(cmd string, timeout time.Duration, check func(out string) bool) string {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var out string
+	for {
+		out, _ = s.Run(cmd)
+		if check(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: not as expected within %s; last output:\n%s", cmd, timeout, out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// SeedConfig is a #cloud-config that authorizes key for rancher, with
+// extra lines (YAML at the top level) after it.
+func SeedConfig(key Key, extra string) string {
+	return fmt.Sprintf("#cloud-config\nssh_authorized_keys:\n  - %s\n%s", key.Authorized, extra)
+}
