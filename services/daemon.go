@@ -83,6 +83,14 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 	sources := map[string]string{}
 	defs = append(defs, m.included(ctx, cfg, env, sources)...)
 	m.root = ctx
+	// A marker in /run (gone at the next boot) tells a restart in this boot.
+	const startedMarker = "/run/ros/service-manager.started"
+	if _, err := os.Stat(startedMarker); err == nil {
+		m.Restarted = true
+		m.logf("restarted: adopting the running services")
+	} else if err := os.WriteFile(startedMarker, nil, 0o644); err != nil {
+		m.logf("%s: %v", startedMarker, err)
+	}
 	api := &API{M: m, Env: env}
 	go func() {
 		if err := api.Serve(ctx, Socket); err != nil {

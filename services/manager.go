@@ -33,6 +33,10 @@ type Manager struct {
 	order []string // start order of every service the manager knows
 	wg    sync.WaitGroup
 	root  context.Context
+	// Restarted is set when the manager started again within a boot: a
+	// service that ran and ended (a one-shot, or restart "no") is not run
+	// again, as a Docker engine's restart would not either.
+	Restarted bool
 }
 
 // entry is one service and its supervisor.
@@ -162,6 +166,12 @@ func (m *Manager) launch(ctx context.Context, s Service) {
 	e := m.svcs[s.Name]
 	e.cancel, e.done = cancel, done
 	m.mu.Unlock()
+	if m.Restarted && (!s.Detach || s.Restart == "" || s.Restart == "no") && m.Runner.Ran(ctx, s) {
+		m.set(s.Name, func(st *State) { st.Status = "exited" })
+		m.logf("service %s ran earlier in this boot; not run again", s.Name)
+		close(done)
+		return
+	}
 	m.mark(s.Name, "starting")
 	t, err := m.Runner.Start(ctx, s)
 	if err != nil {

@@ -171,6 +171,25 @@ func (r *Runner) adopt(ctx context.Context, s Service) (*Task, error) {
 	return &Task{Name: s.Name, Pid: task.Pid(), Adopted: true, task: task, exit: exit}, nil
 }
 
+// Ran reports whether a container of s made from the same definition
+// exists and has no running task: it ran and ended.
+func (r *Runner) Ran(ctx context.Context, s Service) bool {
+	c, err := r.Client.LoadContainer(ctx, s.Name)
+	if err != nil {
+		return false
+	}
+	labels, err := c.Labels(ctx)
+	if err != nil || labels[labelHash] != s.Hash {
+		return false
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return true
+	}
+	st, err := task.Status(ctx)
+	return err == nil && st.Status == containerd.Stopped
+}
+
 // Restart starts a new task in the existing container of s.
 func (r *Runner) Restart(ctx context.Context, s Service) (*Task, error) {
 	c, err := r.Client.LoadContainer(ctx, s.Name)
@@ -393,7 +412,9 @@ func (r *Runner) Exec(ctx context.Context, name string, args []string, stdin io.
 		if stderr == nil {
 			stderr = io.Discard
 		}
-		opts = append(opts, cio.WithStreams(stdin, stdout, stderr))
+		// FIFOs under /run, which the console shares with the host, so the
+		// shim finds them whoever asks.
+		opts = append(opts, cio.WithStreams(stdin, stdout, stderr), cio.WithFIFODir("/run/ros/fifo"))
 		if tty {
 			opts = append(opts, cio.WithTerminal)
 		}

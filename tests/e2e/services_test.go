@@ -33,7 +33,7 @@ type serviceState struct {
 
 func serviceStates(t *testing.T, s *SSH) map[string]serviceState {
 	t.Helper()
-	out := s.MustRun("sudo ros service list -o json")
+	out := s.MustRun("sudo ros service list -o json 2>/dev/null")
 	var r struct{ Services []serviceState }
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("ros service list -o json: %v\n%s", err, out)
