@@ -44,12 +44,17 @@ out/version: FORCE
 	@mkdir -p out; [ "$$(cat $@ 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $@
 FORCE:
 
-out/images/base.tar.gz: images/base/packages build/service-image.sh
-	build/service-image.sh base $(VERSION) $@
-
+# Service images: the root file system (mmdebstrap, slow) and its packing
+# into an OCI layout (quick) are separate steps, so a new VERSION or
+# ros-build repacks without rebuilding the roots.
+.PRECIOUS: out/images/%.rootfs.tar
 .SECONDEXPANSION:
-out/images/%/index.json: $$(shell find images/$$* -type f) out/ros-build out/bin/ros build/service-image.sh out/version out/images/base.tar.gz
-	build/service-image.sh $* $(VERSION) out/images/$*
+out/images/%.rootfs.tar: $$(shell find images/$$* -type f) build/service-image.sh
+	build/service-image.sh rootfs $* $(VERSION) $@
+# The network image holds the ros binary itself.
+out/images/network.rootfs.tar: out/bin/ros
+out/images/%/index.json: out/images/%.rootfs.tar out/images/base.rootfs.tar out/ros-build out/version
+	build/service-image.sh pack $* $(VERSION) out/images/$*
 
 image: out/ros.img
 out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml build/mkimage.sh build/grub.cfg build/grub-embed.cfg images/kernel/*

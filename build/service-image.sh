@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# build/service-image.sh NAME VERSION OUT
-#   NAME=base: Debian's essential set, with mmdebstrap, as a gzip tar OUT: the
-#   first layer of every service image.
-#   Otherwise: the system service image images/NAME, as an OCI image layout
-#   OUT tagged rosos/NAME:VERSION. From Debian packages (images/NAME/packages,
-#   built on out/images/base.tar.gz), or FROM=scratch in images/NAME/image for
-#   an image of the files alone. No Docker.
+# build/service-image.sh rootfs NAME VERSION OUT.rootfs.tar
+#   The root file system of images/NAME as a tar, from Debian packages with
+#   mmdebstrap (NAME=base: Debian's essential set alone, the first layer of
+#   every Debian-based service image), or, with FROM=scratch in
+#   images/NAME/image, of its files and the ros binary. No Docker.
+# build/service-image.sh pack NAME VERSION OUTDIR
+#   That root as an OCI image layout tagged rosos/NAME:VERSION: the base
+#   layer and what the image adds to it.
 # images/NAME holds: packages (one per line), files/ (copied over the root),
 # customize (a script run with the root as $1), image (CMD=, ENTRYPOINT=, FROM=).
 set -euo pipefail
-name=$1 version=$2 out=$3
+mode=$1 name=$2 version=$3 out=$4
 dir=images/$name
 suite=${DEBIAN_SUITE:-bookworm}
 tmp=$(mktemp -d)
@@ -32,26 +33,30 @@ debian_root() { # debian_root TAR PACKAGES...
     "${hooks[@]}" "$suite" "$tar"
 }
 
-if [ "$name" = base ]; then
-  debian_root "$tmp/base.tar"
-  gzip -n -6 -c "$tmp/base.tar" > "$out.tmp" && mv "$out.tmp" "$out"
-  echo "base layer: $(du -h "$out" | cut -f1)"
-  exit 0
-fi
-
-base=()
-if [ "$(setting FROM)" = scratch ]; then
-  mkdir -p "$tmp/root/usr/bin"
-  [ -d "$dir/files" ] && cp -a "$dir/files/." "$tmp/root/"
-  cp out/bin/ros "$tmp/root/usr/bin/ros"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$tmp/root" -cf "$tmp/rootfs.tar" .
-else
-  mapfile -t pkgs < <(grep -v '^\s*#' "$dir/packages" | sed '/^\s*$/d')
-  debian_root "$tmp/rootfs.tar" "${pkgs[@]}"
-  base=(--base out/images/base.tar.gz)
-fi
-cmd=$(setting CMD) entrypoint=$(setting ENTRYPOINT)
-out/ros-build oci --rootfs "$tmp/rootfs.tar" "${base[@]}" --ref "docker.io/rosos/$name:$version" \
-  --layout "$out" ${cmd:+--cmd "$cmd"} ${entrypoint:+--entrypoint "$entrypoint"} \
-  --label org.opencontainers.image.version="$version" > "$tmp/digest"
-echo "service image $name: $(du -sh "$out" | cut -f1) $(cat "$tmp/digest")"
+case "$mode" in
+rootfs) # the image's whole root file system, as a tar
+  if [ "$name" = base ]; then
+    debian_root "$tmp/rootfs.tar"
+  elif [ "$(setting FROM)" = scratch ]; then
+    mkdir -p "$tmp/root/usr/bin"
+    [ -d "$dir/files" ] && cp -a "$dir/files/." "$tmp/root/"
+    cp out/bin/ros "$tmp/root/usr/bin/ros"
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$tmp/root" -cf "$tmp/rootfs.tar" .
+  else
+    mapfile -t pkgs < <(grep -v '^\s*#' "$dir/packages" | sed '/^\s*$/d')
+    debian_root "$tmp/rootfs.tar" "${pkgs[@]}"
+  fi
+  mv "$tmp/rootfs.tar" "$out"
+  echo "root file system $name: $(du -h "$out" | cut -f1)"
+  ;;
+pack) # the OCI layout, over the base layer for Debian images
+  base=()
+  if [ "$(setting FROM)" != scratch ]; then base=(--base out/images/base.rootfs.tar); fi
+  cmd=$(setting CMD) entrypoint=$(setting ENTRYPOINT)
+  out/ros-build oci --rootfs "out/images/$name.rootfs.tar" "${base[@]}" --ref "docker.io/rosos/$name:$version" \
+    --layout "$out" ${cmd:+--cmd "$cmd"} ${entrypoint:+--entrypoint "$entrypoint"} \
+    --label org.opencontainers.image.version="$version" > "$tmp/digest"
+  echo "service image $name: $(du -sh "$out" | cut -f1) $(cat "$tmp/digest")"
+  ;;
+*) echo "usage: $0 rootfs|pack NAME VERSION OUT" >&2; exit 2 ;;
+esac

@@ -12,8 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+		"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 )
 
@@ -43,7 +42,7 @@ func ociCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&s.rootfs, "rootfs", "", "the image's whole root file system, as a tar")
-	c.Flags().StringVar(&s.base, "base", "", "a base root file system tar (gzip): the image is its layer plus the difference")
+	c.Flags().StringVar(&s.base, "base", "", "a base root file system tar: the image is its layer plus the difference")
 	c.Flags().StringVar(&s.ref, "ref", "", "image name and tag")
 	c.Flags().StringVar(&s.out, "layout", "", "OCI image layout directory to write (replaced)")
 	c.Flags().StringSliceVar(&s.entrypoint, "entrypoint", nil, "entrypoint")
@@ -84,7 +83,7 @@ func packImage(s imageSpec) (string, error) {
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	top := s.rootfs
 	if s.base != "" {
-		baseLayer, err := tarball.LayerFromFile(s.base, tarball.WithMediaType(types.OCILayer))
+		baseLayer, err := newRawLayer(s.base)
 		if err != nil {
 			return "", fmt.Errorf("base layer %s: %w", s.base, err)
 		}
@@ -106,7 +105,7 @@ func packImage(s imageSpec) (string, error) {
 		fmt.Fprintf(os.Stderr, "%s: %d entries over the base, %d removed\n", s.ref, kept, removed)
 		top = diff.Name()
 	}
-	layer, err := tarball.LayerFromFile(top, tarball.WithMediaType(types.OCILayer))
+	layer, err := newRawLayer(top)
 	if err != nil {
 		return "", fmt.Errorf("layer from %s: %w", top, err)
 	}
@@ -130,7 +129,9 @@ func packImage(s imageSpec) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	full := tag.Name()
+	// The name as given (docker.io/rosos/x:v), not go-containerregistry's
+	// normal form (index.docker.io/...), which containerd would not find.
+	full := s.ref
 	if err := p.AppendImage(img,
 		layout.WithPlatform(v1.Platform{Architecture: "amd64", OS: "linux"}),
 		layout.WithAnnotations(map[string]string{AnnotationImageName: full, "org.opencontainers.image.ref.name": tag.TagStr()}),

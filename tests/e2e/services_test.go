@@ -202,7 +202,7 @@ func TestServicesOverSSH(t *testing.T) {
 	})
 	t.Run("killed service manager comes back and adopts", func(t *testing.T) {
 		before := serviceStates(t, s)
-		s.MustRun("sudo pkill -9 -f 'ros service-manager'")
+		s.MustRun("sudo pkill -9 -f '^/usr/bin/ros service-manager'")
 		time.Sleep(3 * time.Second)
 		s.Eventually("sudo ros service list", 2*time.Minute, func(out string) bool { return strings.Contains(out, "console") })
 		after := serviceStates(t, s)
