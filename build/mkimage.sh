@@ -56,17 +56,22 @@ printf 'rancher\n' > $R/etc/hostname
 : > $R/etc/resolv.conf
 printf '127.0.0.1\tlocalhost\n' > $R/etc/hosts
 sed "s/\${VERSION}/$version/g" os-config.tpl.yml > $R/usr/share/ros/os-config.yml
-# The service images, as one OCI layout: layers they share are stored once.
-layouts=()
-for i in ${SERVICE_IMAGES:?}; do layouts+=(out/images/$i); done
-rmdir $R/usr/share/ros/images
-out/ros-build merge --out $R/usr/share/ros/images "${layouts[@]}"
+# The service images: each one's root file system unpacked, with its
+# config in image.json. Services run on them in place (an overlay per
+# container), so a node never imports or copies them; mksquashfs stores the
+# files the images share (their base) once.
+for i in ${SERVICE_IMAGES:?}; do
+  d=$R/usr/share/ros/images/$i
+  mkdir -p $d/rootfs
+  tar -xf out/images/$i.rootfs.tar -C $d/rootfs --numeric-owner
+  out/ros-build preload --layout out/images/$i --out $d/image.json
+done
 echo "service images: $(du -sh $R/usr/share/ros/images | cut -f1)"
 
 echo "== slot image"
 # gzip: GRUB 2.06 reads squashfs through loopback when it is gzip or xz
 # compressed (not zstd), and gzip is quick to make and to read under TCG.
-mksquashfs $R $work/A -comp gzip -noappend -all-root -quiet -no-progress
+mksquashfs $R $work/A -comp gzip -noappend -quiet -no-progress
 
 echo "== ESP"
 mkdir -p $work/esp/EFI/BOOT $work/esp/EFI/ros

@@ -184,7 +184,7 @@ func (a *API) enable(w http.ResponseWriter, r *http.Request) {
 			fail(w, fmt.Errorf("%s: service %s already exists", req.Ref, s.Name))
 			return
 		}
-		if _, err := a.M.Runner.image(ctx, s.Image); err != nil {
+		if err := a.M.Runner.Check(ctx, s.Image); err != nil {
 			fail(w, fmt.Errorf("%s: service %s: %w", req.Ref, s.Name, err))
 			return
 		}

@@ -29,6 +29,8 @@ const (
 	SystemLogDir   = "/var/log/system"
 	seedDir        = "/run/ros/seed"
 	Timeline       = "/run/ros/boot-timeline.jsonl"
+	// RootsDir holds the roots of the containers of preloaded images.
+	RootsDir = "/run/ros/rootfs"
 	// MergedConfig is the node's config after the layers are merged, for
 	// the services that read it (network); written at each start.
 	MergedConfig = "/run/ros/config.yml"
@@ -65,13 +67,12 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 		return err
 	}
 	defer client.Close()
-	m.Runner = &Runner{Client: client, LogDir: SystemLogDir}
-	n, err := ImportPreloaded(ctx, client, ImagesDir)
+	pre, err := LoadPreloaded(ImagesDir)
 	if err != nil {
 		m.consolef("preloaded images: %v", err)
-	} else if n > 0 {
-		m.consolef("imported %d preloaded images", n)
 	}
+	m.Runner = &Runner{Client: client, LogDir: SystemLogDir, Preloaded: pre, RootDir: RootsDir}
+	m.logf("%d preloaded images in %s", len(pre), ImagesDir)
 	env := map[string]string{"ROS_VERSION": osVersion()}
 	for k, v := range cfg.Rancher.Environment {
 		env[k] = v

@@ -1,126 +1,116 @@
 package services
 
 import (
-	"archive/tar"
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 
-	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/errdefs"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 )
 
-// annotationImageName is the index annotation that names an image for
-// containerd's import.
-const annotationImageName = "io.containerd.image.name"
+// Preloaded is a service image shipped in the OS image: its root file
+// system unpacked at build time in the read-only slot, and the parts of its
+// image config a container needs. A service runs on it through an overlay
+// whose writable layer is in /run, so a node never imports or copies the
+// images it boots with; an upgrade brings new images with the new slot.
+type Preloaded struct {
+	Ref        string   `json:"ref"`
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	WorkingDir string   `json:"working_dir,omitempty"`
+	User       string   `json:"user,omitempty"`
+	Dir        string   `json:"-"` // holds image.json and rootfs/
+}
 
-// PreloadedImages lists the images of the OCI layout in dir (the OS image's
-// service images), by name, with their manifest digests.
-func PreloadedImages(dir string) (map[string]string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+// LoadPreloaded reads dir/*/image.json, by normalized image name.
+func LoadPreloaded(dir string) (map[string]Preloaded, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*", "image.json"))
 	if err != nil {
 		return nil, err
 	}
-	var idx ocispec.Index
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "index.json"), err)
-	}
-	out := map[string]string{}
-	for _, m := range idx.Manifests {
-		if n := m.Annotations[annotationImageName]; n != "" {
-			out[n] = m.Digest.String()
+	out := map[string]Preloaded{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
 		}
+		var img Preloaded
+		if err := json.Unmarshal(b, &img); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		name, err := NormalizeRef(img.Ref)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		img.Dir = filepath.Dir(p)
+		out[name] = img
 	}
 	return out, nil
 }
 
-// ImportPreloaded imports the OS image's service images (an OCI layout in
-// dir) into containerd when any of them is missing or differs from what is
-// there, and unpacks them. Layers the images share are stored and unpacked
-// once. It returns how many images it imported.
-func ImportPreloaded(ctx context.Context, client *containerd.Client, dir string) (int, error) {
-	want, err := PreloadedImages(dir)
-	if os.IsNotExist(err) {
-		return 0, nil
+// Args is the command line of a container of this image, as compose
+// combines it with the service's entrypoint and command.
+func (p Preloaded) Args(entrypoint, command []string) []string {
+	switch {
+	case len(entrypoint) > 0:
+		return append(append([]string{}, entrypoint...), command...)
+	case len(command) > 0:
+		return append(append([]string{}, p.Entrypoint...), command...)
 	}
-	if err != nil {
-		return 0, err
-	}
-	stale := 0
-	for name, digest := range want {
-		img, err := client.GetImage(ctx, name)
-		switch {
-		case errdefs.IsNotFound(err):
-			stale++
-		case err != nil:
-			return 0, err
-		case img.Target().Digest.String() != digest:
-			stale++
-		}
-	}
-	if stale == 0 {
-		return 0, nil
-	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarDir(pw, dir)) }()
-	imgs, err := client.Import(ctx, pr)
-	pr.Close()
-	if err != nil {
-		return 0, fmt.Errorf("import %s: %w", dir, err)
-	}
-	for _, i := range imgs {
-		if err := containerd.NewImage(client, i).Unpack(ctx, snapshotter); err != nil {
-			return 0, fmt.Errorf("unpack %s: %w", i.Name, err)
-		}
-	}
-	return len(imgs), nil
+	return append(append([]string{}, p.Entrypoint...), p.Cmd...)
 }
 
-// tarDir writes the files under dir as a tar stream (what containerd's
-// import reads).
-func tarDir(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+// mountRoot mounts the service's root: an overlay of the image's root
+// (read-only, in the slot) and a writable layer under dir. fresh discards
+// what an earlier container of the service wrote, as a new container would.
+func mountRoot(dir string, p Preloaded, fresh bool) (string, error) {
+	merged := filepath.Join(dir, "merged")
+	if mounted(merged) {
+		if !fresh {
+			return merged, nil
 		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
+		if err := unmountRoot(dir); err != nil {
+			return "", err
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		h, err := tar.FileInfoHeader(info, "")
-		if err != nil {
-			return err
-		}
-		h.Name = filepath.ToSlash(rel)
-		if d.IsDir() {
-			h.Name += "/"
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err != nil {
-		return err
 	}
-	return tw.Close()
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	if fresh {
+		if err := os.RemoveAll(dir); err != nil {
+			return "", err
+		}
+	}
+	for _, d := range []string{upper, work, merged} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", filepath.Join(p.Dir, "rootfs"), upper, work)
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mount the root of %s: %w", p.Ref, err)
+	}
+	return merged, nil
+}
+
+// unmountRoot undoes mountRoot and removes the writable layer.
+func unmountRoot(dir string) error {
+	merged := filepath.Join(dir, "merged")
+	if mounted(merged) {
+		if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount %s: %w", merged, err)
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// mounted reports whether p is a mount point (on another device than its
+// parent).
+func mounted(p string) bool {
+	var st, parent unix.Stat_t
+	if unix.Stat(p, &st) != nil || unix.Stat(filepath.Dir(p), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
 }

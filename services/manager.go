@@ -254,10 +254,16 @@ func (m *Manager) healthLoop(ctx context.Context, s Service) {
 			return
 		}
 		if err == nil && code == 0 {
+			if fails > 0 {
+				m.logf("service %s: healthcheck passes again", s.Name)
+			}
 			fails = 0
 			m.set(s.Name, func(st *State) { st.Health = "healthy" })
 			m.setHealthy(s.Name)
 			return
+		}
+		if fails == 0 {
+			m.logf("service %s: healthcheck failed: exit status %d, %v", s.Name, code, err)
 		}
 		if time.Since(began) < h.StartPeriod {
 			return

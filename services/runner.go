@@ -32,6 +32,33 @@ const (
 type Runner struct {
 	Client *containerd.Client
 	LogDir string // /var/log/system
+	// Preloaded are the OS image's own service images, by name; others
+	// come from containerd's image store (pulled when missing).
+	Preloaded map[string]Preloaded
+	// RootDir holds the roots of containers of preloaded images.
+	RootDir string
+}
+
+// labelRoot marks a container whose root the runner mounted itself.
+const labelRoot = "io.rosos.root"
+
+// Check tells whether ref can be run: a preloaded image, one in
+// containerd's store, or one that can be pulled.
+func (r *Runner) Check(ctx context.Context, ref string) error {
+	if _, ok := r.preloaded(ref); ok {
+		return nil
+	}
+	_, err := r.image(ctx, ref)
+	return err
+}
+
+func (r *Runner) preloaded(ref string) (Preloaded, bool) {
+	name, err := NormalizeRef(ref)
+	if err != nil {
+		return Preloaded{}, false
+	}
+	p, ok := r.Preloaded[name]
+	return p, ok
 }
 
 // Task is a service's running container.
@@ -89,10 +116,6 @@ func (r *Runner) Start(ctx context.Context, s Service) (*Task, error) {
 	if err := r.Remove(ctx, s.Name); err != nil {
 		return nil, err
 	}
-	img, err := r.image(ctx, s.Image)
-	if err != nil {
-		return nil, err
-	}
 	// As compose does for short-syntax volumes: a missing host path is
 	// made as a directory.
 	for _, b := range s.Binds {
@@ -102,17 +125,26 @@ func (r *Runner) Start(ctx context.Context, s Service) (*Task, error) {
 			}
 		}
 	}
-	opts, err := specOpts(s, img)
-	if err != nil {
-		return nil, err
+	labels := map[string]string{labelService: s.Name, labelHash: s.Hash}
+	var copts []containerd.NewContainerOpts
+	if p, ok := r.preloaded(s.Image); ok {
+		root, err := mountRoot(filepath.Join(r.RootDir, s.Name), p, true)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		labels[labelRoot] = root
+		copts = append(copts, containerd.WithNewSpec(specOpts(s, preloadedBase(s, p, root))...))
+	} else {
+		img, err := r.image(ctx, s.Image)
+		if err != nil {
+			return nil, err
+		}
+		copts = append(copts, containerd.WithImage(img), containerd.WithSnapshotter(snapshotter),
+			containerd.WithNewSnapshot(s.Name+"-rootfs", img),
+			containerd.WithNewSpec(specOpts(s, imageBase(s, img))...))
 	}
-	c, err := r.Client.NewContainer(ctx, s.Name,
-		containerd.WithImage(img),
-		containerd.WithSnapshotter(snapshotter),
-		containerd.WithNewSnapshot(s.Name+"-rootfs", img),
-		containerd.WithNewSpec(opts...),
-		containerd.WithContainerLabels(map[string]string{labelService: s.Name, labelHash: s.Hash}),
-	)
+	copts = append(copts, containerd.WithContainerLabels(labels))
+	c, err := r.Client.NewContainer(ctx, s.Name, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("service %s: create container: %w", s.Name, err)
 	}
@@ -196,6 +228,9 @@ func (r *Runner) Restart(ctx context.Context, s Service) (*Task, error) {
 	if err != nil {
 		return r.Start(ctx, s)
 	}
+	if labels, err := c.Labels(ctx); err == nil && labels[labelRoot] != "" && !mounted(labels[labelRoot]) {
+		return r.Start(ctx, s) // its root is gone: make it again
+	}
 	if t, err := c.Task(ctx, nil); err == nil {
 		_, _ = t.Delete(ctx, containerd.WithProcessKill)
 	}
@@ -254,13 +289,21 @@ func (r *Runner) Remove(ctx context.Context, name string) error {
 	if t, err := c.Task(ctx, nil); err == nil {
 		_, _ = t.Delete(ctx, containerd.WithProcessKill)
 	}
+	labels, _ := c.Labels(ctx)
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("service %s: remove container: %w", name, err)
+	}
+	if root := labels[labelRoot]; root != "" {
+		if err := unmountRoot(filepath.Dir(root)); err != nil {
+			return fmt.Errorf("service %s: %w", name, err)
+		}
 	}
 	return nil
 }
 
-func specOpts(s Service, img containerd.Image) ([]oci.SpecOpts, error) {
+// imageBase is the start of the spec of a container of an image in
+// containerd's store: its config, and the service's command line.
+func imageBase(s Service, img containerd.Image) []oci.SpecOpts {
 	opts := []oci.SpecOpts{oci.WithDefaultSpecForPlatform(platforms.DefaultString()), oci.WithImageConfig(img)}
 	switch {
 	case len(s.Entrypoint) > 0:
@@ -268,6 +311,33 @@ func specOpts(s Service, img containerd.Image) ([]oci.SpecOpts, error) {
 	case len(s.Command) > 0:
 		opts = append(opts, oci.WithImageConfigArgs(img, s.Command))
 	}
+	return opts
+}
+
+// preloadedBase is the same for a preloaded image, on the root mounted at
+// root.
+func preloadedBase(s Service, p Preloaded, root string) []oci.SpecOpts {
+	opts := []oci.SpecOpts{oci.WithDefaultSpecForPlatform(platforms.DefaultString()), oci.WithRootFSPath(root),
+		oci.WithProcessArgs(p.Args(s.Entrypoint, s.Command)...)}
+	if len(p.Env) > 0 {
+		opts = append(opts, oci.WithEnv(p.Env))
+	}
+	if p.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(p.WorkingDir))
+	}
+	if p.User != "" {
+		opts = append(opts, oci.WithUser(p.User))
+	}
+	return opts
+}
+
+func specOpts(s Service, opts []oci.SpecOpts) []oci.SpecOpts {
+	// containerd 2's default spec has no /sys/fs/cgroup; services get it
+	// as Docker gives it (read-only, read-write when privileged), in the
+	// host's cgroup namespace so an engine in a service (docker) can make
+	// its containers' cgroups.
+	opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+		Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}}}))
 	if len(s.Env) > 0 {
 		opts = append(opts, oci.WithEnv(s.Env))
 	}
@@ -345,7 +415,10 @@ func specOpts(s Service, img containerd.Image) ([]oci.SpecOpts, error) {
 	if len(s.Ulimits) > 0 {
 		opts = append(opts, withRlimits(s.Ulimits))
 	}
-	return opts, nil
+	// As Docker does (containerd's default spec says otherwise): setuid
+	// programs work, so sudo does in the console.
+	opts = append(opts, withNoNewPrivileges(false))
+	return opts
 }
 
 func bindsTarget(s Service, target string) bool {
@@ -355,6 +428,16 @@ func bindsTarget(s Service, target string) bool {
 		}
 	}
 	return false
+}
+
+func withNoNewPrivileges(on bool) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, spec *oci.Spec) error {
+		if spec.Process == nil {
+			spec.Process = &specs.Process{}
+		}
+		spec.Process.NoNewPrivileges = on
+		return nil
+	}
 }
 
 func withRlimits(us []Ulimit) oci.SpecOpts {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 // Key is an SSH key pair made for a test.
 type Key struct {
+	priv       ed25519.PrivateKey
 	Signer     ssh.Signer
 	Authorized string // the public key, as a line of authorized_keys
 }
@@ -37,7 +39,7 @@ func NewKey(t *testing.T) Key {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Key{Signer: signer, Authorized: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " e2e@" + t.Name()}
+	return Key{priv: priv, Signer: signer, Authorized: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " e2e@" + t.Name()}
 }
 
 // SSH is a login session on the machine.
@@ -112,10 +114,30 @@ func (s *SSH) RunInput(cmd string, stdin io.Reader) (string, error) {
 		return "", fmt.Errorf("ssh session: %w", err)
 	}
 	defer sess.Close()
-	var out bytes.Buffer
-	sess.Stdout, sess.Stderr, sess.Stdin = &out, &out, stdin
+	// One buffer for both streams, behind a lock: the session copies them
+	// in two goroutines, and bytes.Buffer's ReadFrom (which io.Copy uses)
+	// loses data when two run at once.
+	out := &lockedBuffer{}
+	sess.Stdout, sess.Stderr, sess.Stdin = out, out, stdin
 	err = sess.Run(cmd)
 	return out.String(), err
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // MustRun runs cmd and fails the test if it fails.

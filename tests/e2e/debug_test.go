@@ -1,0 +1,60 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/pem"
+
+	"golang.org/x/crypto/ssh"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestDebug boots a node and runs the commands written, a line each, to
+// the file $ROS_DEBUG_CMDS (polled), printing their output. For
+// development only.
+func TestDebug(t *testing.T) {
+	path := os.Getenv("ROS_DEBUG_CMDS")
+	if path == "" {
+		t.Skip("ROS_DEBUG_CMDS not set")
+	}
+	key := NewKey(t)
+	m := New(t, Options{UserData: SeedConfig(key, ""), MetaData: "instance-id: dbg\nlocal-hostname: dbg\n"})
+	if kp := os.Getenv("ROS_DEBUG_KEY"); kp != "" {
+		blk, err := ssh.MarshalPrivateKey(key.priv, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(kp, pem.EncodeToMemory(blk), 0o600)
+	}
+	m.Boot()
+	t.Logf("ssh port %d", m.SSHPort)
+	s := m.SSH("rancher", key, bootTimeout)
+	t.Log("logged in")
+	done := 0
+	for {
+		f, err := os.Open(path)
+		if err == nil {
+			sc := bufio.NewScanner(f)
+			n := 0
+			for sc.Scan() {
+				n++
+				if n <= done {
+					continue
+				}
+				done = n
+				line := sc.Text()
+				if line == "quit" {
+					f.Close()
+					return
+				}
+				out, err := s.Run(line)
+				t.Logf("$ %s\n%s(err %v)", line, out, err)
+			}
+			f.Close()
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
