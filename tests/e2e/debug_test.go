@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e && debug
 
 package e2e
 
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// TestDebug boots a node and runs the commands written, a line each, to
+// TestDebug (go test -tags e2e,debug) boots a node and runs the commands written, a line each, to
 // the file $ROS_DEBUG_CMDS (polled), printing their output. For
 // development only.
 func TestDebug(t *testing.T) {
