@@ -248,7 +248,8 @@ func (m *Manager) healthLoop(ctx context.Context, s Service) {
 	defer tick.Stop()
 	check := func() {
 		cctx, cancel := context.WithTimeout(ctx, h.Timeout)
-		code, err := m.Runner.Exec(cctx, s.Name, h.Test, nil, nil, nil, false)
+		var out lockedTail
+		code, err := m.Runner.Exec(cctx, s.Name, h.Test, nil, &out, &out, false)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -263,7 +264,7 @@ func (m *Manager) healthLoop(ctx context.Context, s Service) {
 			return
 		}
 		if fails == 0 {
-			m.logf("service %s: healthcheck failed: exit status %d, %v", s.Name, code, err)
+			m.logf("service %s: healthcheck failed: exit status %d, %v: %s", s.Name, code, err, out.String())
 		}
 		if time.Since(began) < h.StartPeriod {
 			return
@@ -288,6 +289,28 @@ func (m *Manager) healthLoop(ctx context.Context, s Service) {
 			return
 		}
 	}
+}
+
+// lockedTail keeps the last 2 KiB written to it, from two streams.
+type lockedTail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *lockedTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	if len(l.b) > 2048 {
+		l.b = l.b[len(l.b)-2048:]
+	}
+	return len(p), nil
+}
+
+func (l *lockedTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.TrimSpace(string(l.b))
 }
 
 func (m *Manager) set(name string, f func(*State)) {

@@ -64,7 +64,9 @@ func Run() error {
 		return fmt.Errorf("rd.break on the kernel command line: stopping before switch_root")
 	}
 	if err := step("switch to the root and exec /sbin/init", func() error {
-		if err := log.Save(filepath.Join(newRoot, "run/ros/boot-timeline.jsonl")); err != nil {
+		// /run moves to the new root with switch_root: the timeline goes
+		// with it.
+		if err := log.Save("/run/ros/boot-timeline.jsonl"); err != nil {
 			return err
 		}
 		if err := mount.SwitchRoot(newRoot, "/dev", "/proc", "/sys", "/run"); err != nil {

@@ -145,6 +145,8 @@ func TestServicesOverSSH(t *testing.T) {
 	})
 	t.Run("default services running", func(t *testing.T) {
 		s.Eventually("true", 3*time.Minute, allRunning(t, s, defaultServices...))
+		// docker's healthcheck (docker version in its container) passes.
+		s.Eventually("true", 3*time.Minute, func(string) bool { return serviceStates(t, s)["docker"].Health == "healthy" })
 		t.Log("\n" + s.MustRun("sudo ros service list"))
 	})
 	t.Run("user docker load and run", func(t *testing.T) {
@@ -261,8 +263,11 @@ func TestServicesOverSSH(t *testing.T) {
 	})
 	t.Run("boot analyze", func(t *testing.T) {
 		out := s.MustRun("sudo ros boot analyze")
-		for _, n := range defaultServices {
-			if !strings.Contains(out, "service "+n) {
+		for _, n := range append([]string{"stage1: ", "init: "}, defaultServices...) {
+			if !strings.HasSuffix(n, " ") {
+				n = "service " + n
+			}
+			if !strings.Contains(out, n) {
 				t.Errorf("ros boot analyze lacks service %s:\n%s", n, out)
 			}
 		}
