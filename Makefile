@@ -73,5 +73,16 @@ test-unit:
 test-e2e:
 	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
 
+# Benchmarks: Go benchmarks of the hot paths, then the OS against a Debian
+# bookworm + systemd reference booted the same way (docs/performance.md).
+# They report; they do not pass or fail on speed. ROS_BENCH_RUNS=N boots each N times.
+bench: deps image out/bench/debian.img
+	$(GO) test -run '^$$' -bench . -benchmem ./config/ ./services/
+	ROS_BENCH_DIR=$(CURDIR)/out/bench ROS_IMAGE=$(CURDIR)/out/ros.img ROS_VERSION=$(VERSION) \
+	  $(GO) test -v -count=1 -timeout 150m -tags e2e,bench -run TestBench ./tests/e2e/
+
+out/bench/debian.img: build/debian-ref.sh images/kernel/version
+	build/debian-ref.sh out/bench
+
 clean:
 	rm -rf out

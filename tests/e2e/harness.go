@@ -24,6 +24,7 @@ import (
 
 // Options shape a machine.
 type Options struct {
+	Image    string // the disk image to boot (default: ROS_IMAGE)
 	UserData string // a #cloud-config document, served on a NoCloud seed disk
 	MetaData string
 	MemoryMB int
@@ -74,7 +75,11 @@ func New(t *testing.T, opts Options) *Machine {
 	dir := t.TempDir()
 	m := &Machine{t: t, dir: dir, opts: opts, logPath: filepath.Join(dir, "serial.log")}
 	m.disk = filepath.Join(dir, "disk.qcow2")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", Image(t), m.disk)
+	img := opts.Image
+	if img == "" {
+		img = Image(t)
+	}
+	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img, m.disk)
 	run(t, "cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", filepath.Join(dir, "vars.fd"))
 	if opts.UserData != "" {
 		seed := filepath.Join(dir, "seed")

@@ -1,0 +1,182 @@
+//go:build e2e && bench
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// A benchmark, not a test: `make bench` runs it. It boots the OS image and
+// the Debian reference image (build/debian-ref.sh) in turn, with the same
+// QEMU settings, and reports; nothing here passes or fails on speed.
+
+type sample struct {
+	SSH, Docker, MemMiB, PID1RSSMiB float64
+}
+
+type figure struct {
+	Median, Min, Max float64
+	Samples          []float64
+}
+
+func summarize(xs []float64) figure {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	f := figure{Samples: xs}
+	if len(s) == 0 {
+		return f
+	}
+	f.Min, f.Max = s[0], s[len(s)-1]
+	if len(s)%2 == 1 {
+		f.Median = s[len(s)/2]
+	} else {
+		f.Median = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return f
+}
+
+func benchKey(t *testing.T, path string) Key {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("bench key: %v (make bench writes it)", err)
+	}
+	signer, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(path + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Key{Signer: signer, Authorized: strings.TrimSpace(string(pub))}
+}
+
+func measure(t *testing.T, m *Machine, key Key, upCmd string, up func(string) bool) sample {
+	start := time.Now()
+	m.Boot()
+	s := m.SSH("rancher", key, 15*time.Minute)
+	var r sample
+	r.SSH = time.Since(start).Seconds()
+	s.Eventually("docker info --format '{{.ServerVersion}}'", 10*time.Minute, func(out string) bool {
+		return strings.TrimSpace(out) != "" && !strings.Contains(out, "Cannot connect") && !strings.Contains(out, "rror")
+	})
+	r.Docker = time.Since(start).Seconds()
+	s.Eventually(upCmd, 10*time.Minute, up)
+	time.Sleep(10 * time.Second) // let the last service settle
+	out := s.MustRun(`awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)/1024}' /proc/meminfo; sudo awk '/VmRSS/{print $2/1024}' /proc/1/status`)
+	f := strings.Fields(out)
+	if len(f) >= 2 {
+		r.MemMiB, _ = strconv.ParseFloat(f[0], 64)
+		r.PID1RSSMiB, _ = strconv.ParseFloat(f[1], 64)
+	}
+	m.Kill()
+	return r
+}
+
+func fileMiB(p string, apparent bool) float64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	if apparent {
+		return float64(fi.Size()) / (1 << 20)
+	}
+	if st, ok := fi.Sys().(interface{ Blocks() int64 }); ok {
+		return float64(st.Blocks()*512) / (1 << 20)
+	}
+	return float64(fi.Size()) / (1 << 20)
+}
+
+func TestBench(t *testing.T) {
+	dir := os.Getenv("ROS_BENCH_DIR")
+	if dir == "" {
+		t.Fatal("ROS_BENCH_DIR is not set: run `make bench`")
+	}
+	runs := 3
+	if n, err := strconv.Atoi(os.Getenv("ROS_BENCH_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	key := benchKey(t, filepath.Join(dir, "key"))
+	debImg := filepath.Join(dir, "debian.img")
+	seed := SeedConfig(key, "")
+	var ours, deb []sample
+	for i := 0; i < runs; i++ {
+		m := New(t, Options{UserData: seed, MetaData: "instance-id: bench\nlocal-hostname: bench\n"})
+		ours = append(ours, measure(t, m, key, "sudo ros service list -o json 2>/dev/null", func(out string) bool {
+			for _, n := range defaultServices {
+				if !strings.Contains(out, `"name": "`+n+`"`) {
+					return false
+				}
+			}
+			return strings.Count(out, `"state": "running"`) >= len(defaultServices)
+		}))
+		t.Logf("rosos run %d: %+v", i+1, ours[len(ours)-1])
+		d := New(t, Options{Image: debImg})
+		deb = append(deb, measure(t, d, key, "systemctl is-system-running --wait", func(out string) bool {
+			o := strings.TrimSpace(out)
+			return o == "running" || o == "degraded"
+		}))
+		t.Logf("debian run %d: %+v", i+1, deb[len(deb)-1])
+	}
+	col := func(ss []sample, f func(sample) float64) []float64 {
+		var out []float64
+		for _, s := range ss {
+			out = append(out, f(s))
+		}
+		return out
+	}
+	type row struct {
+		Name         string `json:"name"`
+		Unit         string `json:"unit"`
+		Ours, Debian figure
+		Ratio        float64 `json:"ratio"`
+	}
+	var rows []row
+	add := func(name, unit string, o, d []float64) {
+		r := row{Name: name, Unit: unit, Ours: summarize(o), Debian: summarize(d)}
+		if r.Debian.Median != 0 {
+			r.Ratio = r.Ours.Median / r.Debian.Median
+		}
+		rows = append(rows, r)
+	}
+	add("ssh login", "s", col(ours, func(s sample) float64 { return s.SSH }), col(deb, func(s sample) float64 { return s.SSH }))
+	add("docker info", "s", col(ours, func(s sample) float64 { return s.Docker }), col(deb, func(s sample) float64 { return s.Docker }))
+	add("memory in use", "MiB", col(ours, func(s sample) float64 { return s.MemMiB }), col(deb, func(s sample) float64 { return s.MemMiB }))
+	add("PID 1 RSS", "MiB", col(ours, func(s sample) float64 { return s.PID1RSSMiB }), col(deb, func(s sample) float64 { return s.PID1RSSMiB }))
+	img := Image(t)
+	outDir := filepath.Dir(img)
+	add("root image (squashfs, gzip)", "MiB", []float64{fileMiB(filepath.Join(outDir, "slot-A.squashfs"), true)}, []float64{fileMiB(filepath.Join(dir, "debian-root.squashfs"), true)})
+	add("disk image (allocated)", "MiB", []float64{fileMiB(img, false)}, []float64{fileMiB(debImg, false)})
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d boots of each, alternating; QEMU TCG, 2 vCPUs, 2048 MiB, OVMF, virtio; median [min-max]\n", runs)
+	fmt.Fprintf(&b, "%-28s %22s %22s %8s\n", "figure", "rosos", "debian+systemd", "ratio")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-28s %22s %22s %8.2f\n", r.Name+" ("+r.Unit+")", cell(r.Ours), cell(r.Debian), r.Ratio)
+	}
+	fmt.Print(b.String())
+	if err := os.WriteFile(filepath.Join(outDir, "bench.txt"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.MarshalIndent(map[string]any{"runs": runs, "date": time.Now().UTC().Format(time.RFC3339), "figures": rows}, "", "  ")
+	if err := os.WriteFile(filepath.Join(outDir, "bench.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cell(f figure) string {
+	if f.Min == f.Max {
+		return fmt.Sprintf("%.1f", f.Median)
+	}
+	return fmt.Sprintf("%.1f [%.1f-%.1f]", f.Median, f.Min, f.Max)
+}
