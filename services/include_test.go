@@ -56,7 +56,7 @@ app:
 func TestBadConditionAndHealthcheck(t *testing.T) {
 	for doc, want := range map[string]string{
 		"a:\n  image: a\n  depends_on:\n    b: {condition: service_sleeping}\nb:\n  image: b\n": "condition",
-		"a:\n  image: a\n  healthcheck:\n    test: [CMD]\n":                                       "no command",
+		"a:\n  image: a\n  healthcheck:\n    test: [CMD]\n":                                     "no command",
 	} {
 		_, err := parseYAML(t, doc)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "services.a") {
@@ -78,9 +78,9 @@ func TestParseComposeDoc(t *testing.T) {
 	}
 	for doc, want := range map[string]string{
 		"services:\n  web:\n    image: nginx\n    build: .\n": "build",
-		"services:\n  web: [\n":                             "not valid YAML",
-		"services:\n  web:\n    image: nginx\nvolumes: {}\n": "top-level key \"volumes\"",
-		"services: {}\n":                                     "no services",
+		"services:\n  web: [\n":                               "not valid YAML",
+		"services:\n  web:\n    image: nginx\nvolumes: {}\n":  "top-level key \"volumes\"",
+		"services: {}\n":                                      "no services",
 	} {
 		_, err := ParseComposeDoc(ctx, "f.yml", []byte(doc), nil)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "f.yml") {
