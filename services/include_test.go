@@ -2,6 +2,8 @@ package services
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -142,5 +144,23 @@ func TestImageConfigServices(t *testing.T) {
 	}
 	if pos["udev"] > pos["network"] || pos["network"] > pos["console"] || pos["syslog"] > pos["console"] || pos["network"] > pos["docker"] {
 		t.Errorf("order %v", pos)
+	}
+}
+
+func TestResolveSourceURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/web.yml" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("services:\n  web:\n    image: nginx\n"))
+	}))
+	defer srv.Close()
+	src, err := ResolveSource(context.Background(), srv.URL+"/web.yml", "", nil)
+	if err != nil || src.Name != "web" || src.Kind != "url" || !strings.Contains(string(src.Content), "nginx") {
+		t.Fatalf("%+v %v", src, err)
+	}
+	if _, err := ResolveSource(context.Background(), srv.URL+"/missing.yml", "", nil); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("missing URL: %v", err)
 	}
 }

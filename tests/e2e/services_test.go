@@ -145,6 +145,12 @@ func TestServicesOverSSH(t *testing.T) {
 	})
 	t.Run("default services running", func(t *testing.T) {
 		s.Eventually("true", 3*time.Minute, allRunning(t, s, defaultServices...))
+		// udev's coldplug ran, and loaded a module for hardware present that
+		// nothing else loads (the PC speaker of QEMU's q35 machine).
+		s.Eventually("sudo grep -c 'coldplug done' /var/log/system/udev.log", time.Minute, func(out string) bool { return strings.TrimSpace(out) == "1" })
+		if out, err := s.Run("test -d /sys/module/pcspkr"); err != nil {
+			t.Errorf("udev coldplug did not load pcspkr: %v %s", err, out)
+		}
 		// docker's healthcheck (docker version in its container) passes.
 		s.Eventually("true", 3*time.Minute, func(string) bool { return serviceStates(t, s)["docker"].Health == "healthy" })
 		t.Log("\n" + s.MustRun("sudo ros service list"))
