@@ -40,8 +40,11 @@ out/kernel/.done: images/kernel/version build/kernel.sh
 	build/kernel.sh out/kernel && touch $@
 
 # A stamp that changes when VERSION does, so that images carry the right one.
+# out/go.mod makes out/ a module of its own, so that ./... in this one
+# never walks build outputs (root file systems, chroots).
 out/version: FORCE
-	@mkdir -p out; [ "$$(cat $@ 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $@
+	@mkdir -p out; [ -f out/go.mod ] || echo "module rosos.invalid/out // build outputs" > out/go.mod
+	@[ "$$(cat $@ 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $@
 FORCE:
 
 # Service images: the root file system (mmdebstrap, slow) and its packing
@@ -65,7 +68,7 @@ run: deps image
 
 test: deps image test-unit test-e2e
 
-test-unit:
+test-unit: out/version
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/e2e/
 	$(GO) test ./...

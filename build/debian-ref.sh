@@ -13,7 +13,7 @@ out=$1
 mkdir -p "$out"
 [ -f "$out/key" ] || ssh-keygen -q -t ed25519 -N '' -C bench -f "$out/key"
 pub=$(cat "$out/key.pub")
-work=$(mktemp -d "$out/work.XXXX")
+work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
 pkgs="systemd-sysv,udev,rsyslog,openssh-server,chrony,acpid,docker.io,sudo,iproute2,procps,$KERNEL_PKG=$KERNEL_DEB_VERSION,initramfs-tools,zstd"
