@@ -9,7 +9,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-func imageServices(b *testing.B) map[string]any {
+// imageServices reads the built-in services of os-config.tpl.yml.
+func imageServices(b testing.TB) map[string]any {
 	raw, err := os.ReadFile("../os-config.tpl.yml")
 	if err != nil {
 		b.Fatal(err)

@@ -4,12 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 func TestHealthcheckConditionsUlimits(t *testing.T) {
@@ -113,19 +110,7 @@ func TestCatalogParses(t *testing.T) {
 // The built-in services of the image parse, in an order that starts udev
 // first and the console after the network.
 func TestImageConfigServices(t *testing.T) {
-	b, err := os.ReadFile("../os-config.tpl.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Rancher struct {
-			Services map[string]any `yaml:"services"`
-		} `yaml:"rancher"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	ss, err := Parse(context.Background(), doc.Rancher.Services, map[string]string{"VERSION": "v1"})
+	ss, err := Parse(context.Background(), imageServices(t), map[string]string{"VERSION": "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
