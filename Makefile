@@ -1,7 +1,10 @@
 # rosos: a container OS whose PID 1 is Go. `make run` builds and boots it,
 # `make test` runs every test. See README.md.
 SHELL := /bin/bash
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Evaluated once: every step of one make run stamps the same version.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
 GO ?= go
 # System service images (images/NAME), in the OS image and preloaded.
 SERVICE_IMAGES := udev syslog network ntp acpid console docker
