@@ -122,7 +122,7 @@ func TestBench(t *testing.T) {
 		}))
 		t.Logf("rosos run %d: %+v", i+1, ours[len(ours)-1])
 		d := New(t, Options{Image: debImg})
-		deb = append(deb, measure(t, d, key, "systemctl is-system-running --wait", func(out string) bool {
+		deb = append(deb, measure(t, d, key, "sudo systemctl is-system-running --wait 2>/dev/null", func(out string) bool {
 			o := strings.TrimSpace(out)
 			return o == "running" || o == "degraded"
 		}))
