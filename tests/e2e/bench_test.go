@@ -73,7 +73,7 @@ func measure(t *testing.T, m *Machine, key Key, upCmd string, up func(string) bo
 	r.Docker = time.Since(start).Seconds()
 	s.Eventually(upCmd, 10*time.Minute, up)
 	time.Sleep(10 * time.Second) // let the last service settle
-	out := s.MustRun(`awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)/1024}' /proc/meminfo; sudo awk '/VmRSS/{print $2/1024}' /proc/1/status`)
+	out := s.MustRun(`awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)/1024}' /proc/meminfo; sudo awk '/VmRSS/{print $2/1024}' /proc/1/status 2>/dev/null`)
 	f := strings.Fields(out)
 	if len(f) >= 2 {
 		r.MemMiB, _ = strconv.ParseFloat(f[0], 64)
