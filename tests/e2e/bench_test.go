@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,8 +92,8 @@ func fileMiB(p string, apparent bool) float64 {
 	if apparent {
 		return float64(fi.Size()) / (1 << 20)
 	}
-	if st, ok := fi.Sys().(interface{ Blocks() int64 }); ok {
-		return float64(st.Blocks()*512) / (1 << 20)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return float64(st.Blocks*512) / (1 << 20)
 	}
 	return float64(fi.Size()) / (1 << 20)
 }
