@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 )
@@ -301,6 +300,3 @@ func (c *Client) Do(method, path string, in, out any) error {
 	}
 	return nil
 }
-
-// SortStates orders states by name.
-func SortStates(s []State) { sort.Slice(s, func(i, j int) bool { return s[i].Name < s[j].Name }) }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -52,21 +50,6 @@ func ociCmd() *cobra.Command {
 	for _, f := range []string{"rootfs", "ref", "layout"} {
 		_ = c.MarkFlagRequired(f)
 	}
-	return c
-}
-
-func mergeCmd() *cobra.Command {
-	var out string
-	c := &cobra.Command{
-		Use:   "merge --out DIR LAYOUT...",
-		Short: "Merge OCI image layouts into one, each blob stored once",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, in []string) error {
-			return mergeLayouts(out, in)
-		},
-	}
-	c.Flags().StringVar(&out, "out", "", "layout directory to write")
-	_ = c.MarkFlagRequired("out")
 	return c
 }
 
@@ -143,67 +126,4 @@ func packImage(s imageSpec) (string, error) {
 		return "", err
 	}
 	return d.String(), nil
-}
-
-type ociIndex struct {
-	SchemaVersion int               `json:"schemaVersion"`
-	MediaType     string            `json:"mediaType,omitempty"`
-	Manifests     []json.RawMessage `json:"manifests"`
-}
-
-// mergeLayouts writes one layout holding every image of the given layouts.
-func mergeLayouts(out string, in []string) error {
-	if err := os.MkdirAll(filepath.Join(out, "blobs", "sha256"), 0o755); err != nil {
-		return err
-	}
-	merged := ociIndex{SchemaVersion: 2, MediaType: string(types.OCIImageIndex)}
-	for _, dir := range in {
-		b, err := os.ReadFile(filepath.Join(dir, "index.json"))
-		if err != nil {
-			return err
-		}
-		var idx ociIndex
-		if err := json.Unmarshal(b, &idx); err != nil {
-			return fmt.Errorf("%s: %w", dir, err)
-		}
-		merged.Manifests = append(merged.Manifests, idx.Manifests...)
-		blobs, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
-		if err != nil {
-			return err
-		}
-		for _, bl := range blobs {
-			dst := filepath.Join(out, "blobs", "sha256", bl.Name())
-			if _, err := os.Stat(dst); err == nil {
-				continue
-			}
-			if err := copyFile(filepath.Join(dir, "blobs", "sha256", bl.Name()), dst); err != nil {
-				return err
-			}
-		}
-	}
-	b, err := json.MarshalIndent(merged, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, "index.json"), b, 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(out, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	o, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(o, in); err != nil {
-		o.Close()
-		return err
-	}
-	return o.Close()
 }

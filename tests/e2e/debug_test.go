@@ -18,7 +18,7 @@ import (
 func TestDebug(t *testing.T) {
 	path := os.Getenv("ROS_DEBUG_CMDS")
 	if path == "" {
-		t.Skip("ROS_DEBUG_CMDS not set")
+		t.Fatal("ROS_DEBUG_CMDS is not set: name a file of commands, one a line, for the booted node")
 	}
 	key := NewKey(t)
 	m := New(t, Options{UserData: SeedConfig(key, ""), MetaData: "instance-id: dbg\nlocal-hostname: dbg\n"})
