@@ -14,49 +14,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Config is the merged configuration of a node.
-type Config struct {
-	Hostname          string   `yaml:"hostname,omitempty"`
-	SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys,omitempty"`
-	Rancher           Rancher  `yaml:"rancher,omitempty"`
-}
-
-// Rancher is the rancher: section.
-type Rancher struct {
-	// Services are compose service definitions, kept as YAML maps for the
-	// compose parser (package services).
-	Services    map[string]any    `yaml:"services,omitempty"`
-	Environment map[string]string `yaml:"environment,omitempty"`
-	Modules     []string          `yaml:"modules,omitempty"`
-	// ServicesInclude turns optional services (the catalog, a file, a URL)
-	// on and off by name, as in RancherOS v1.
-	ServicesInclude map[string]bool `yaml:"services_include,omitempty"`
-	Network         Network         `yaml:"network,omitempty"`
-}
-
-// Network is rancher.network: interfaces by name, glob (eth*) or
-// mac=xx:xx:..., and DNS.
-type Network struct {
-	Interfaces map[string]Interface `yaml:"interfaces,omitempty"`
-	DNS        DNS                  `yaml:"dns,omitempty"`
-}
-
-// Interface is the configuration of one network interface.
-type Interface struct {
-	DHCP        bool     `yaml:"dhcp,omitempty"`
-	Address     string   `yaml:"address,omitempty"`   // CIDR, e.g. 10.0.0.5/24
-	Addresses   []string `yaml:"addresses,omitempty"` // more CIDRs, IPv4 or IPv6
-	Gateway     string   `yaml:"gateway,omitempty"`
-	GatewayIPv6 string   `yaml:"gateway_ipv6,omitempty"`
-	MTU         int      `yaml:"mtu,omitempty"`
-}
-
-// DNS is rancher.network.dns.
-type DNS struct {
-	Nameservers []string `yaml:"nameservers,omitempty"`
-	Search      []string `yaml:"search,omitempty"`
-}
-
 // Layer is one source of configuration and its document.
 type Layer struct {
 	Name string // a path or a datasource's name, for messages
@@ -73,10 +30,17 @@ func ParseDoc(name string, b []byte) (Layer, error) {
 	if doc == nil {
 		doc = map[string]any{}
 	}
-	// Check the types now, so that a bad document is refused on its own
-	// rather than spoiling the merge of the good ones.
-	if _, err := decode(name, doc); err != nil {
+	// Check the keys and types now, so that a bad document is refused on
+	// its own rather than spoiling the merge of the good ones.
+	if err := Check(doc); err != nil {
+		return Layer{}, fmt.Errorf("config: %s: %w", name, err)
+	}
+	c, err := decode(name, doc)
+	if err != nil {
 		return Layer{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Layer{}, fmt.Errorf("config: %s: %w", name, err)
 	}
 	return Layer{Name: name, Doc: doc}, nil
 }
@@ -203,8 +167,15 @@ func UpdateFile(path string, f func(doc map[string]any) error) error {
 	if err := f(doc); err != nil {
 		return err
 	}
-	if _, err := decode(path, doc); err != nil {
+	if err := Check(doc); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	c, err := decode(path, doc)
+	if err != nil {
 		return err
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
 	}
 	out, err := yaml.Marshal(doc)
 	if err != nil {

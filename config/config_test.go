@@ -63,27 +63,6 @@ func TestReadDirSkipsBadDocuments(t *testing.T) {
 	}
 }
 
-func TestNoCloud(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "user-data"), []byte("#cloud-config\nssh_authorized_keys: [k]\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "meta-data"), []byte("instance-id: i-1\nlocal-hostname: seeded\n"), 0o644)
-	l, err := NoCloud(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Merge(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Hostname != "seeded" || len(c.SSHAuthorizedKeys) != 1 {
-		t.Fatalf("got %+v", c)
-	}
-	os.WriteFile(filepath.Join(dir, "user-data"), []byte("hello\n"), 0o644)
-	if _, err := NoCloud(dir); err == nil || !strings.Contains(err.Error(), "#cloud-config") {
-		t.Fatalf("err = %v", err)
-	}
-}
-
 func TestWriteAtomic(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "sub", "f.yml")
 	if err := WriteAtomic(p, []byte("x"), 0o600); err != nil {

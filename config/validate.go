@@ -1,0 +1,119 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$`)
+
+// Validate checks what the types alone cannot: values that must be
+// addresses, paths, known names. Each problem names its key path.
+func (c Config) Validate() error {
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
+	}
+	if c.Hostname != "" && (len(c.Hostname) > 253 || !hostnameRE.MatchString(c.Hostname)) {
+		bad("hostname", "%q is not a valid host name (letters, digits, '-', dots between labels)", c.Hostname)
+	}
+	for i, f := range c.WriteFiles {
+		k := fmt.Sprintf("write_files[%d]", i)
+		if !path.IsAbs(f.Path) {
+			bad(k+".path", "want an absolute path, got %q", f.Path)
+		}
+		if _, err := Decode(f.Encoding, ""); err != nil {
+			bad(k+".encoding", "%v", err)
+		}
+	}
+	for i, m := range c.Mounts {
+		if len(m) < 2 || len(m) > 4 {
+			bad(fmt.Sprintf("mounts[%d]", i), "want [device, mount point, type, options], got %d fields", len(m))
+		} else if !path.IsAbs(m[1]) {
+			bad(fmt.Sprintf("mounts[%d][1]", i), "want an absolute mount point, got %q", m[1])
+		}
+	}
+	for k := range c.Rancher.Sysctl {
+		if strings.Contains(k, "..") || strings.ContainsAny(k, "/ ") || k == "" {
+			bad("rancher.sysctl."+k, "not a kernel parameter name (such as net.ipv4.ip_forward)")
+		}
+	}
+	for name, ic := range c.Rancher.Network.Interfaces {
+		k := "rancher.network.interfaces." + name
+		if strings.Contains(name, ".") {
+			k = "rancher.network.interfaces[" + name + "]"
+		}
+		for _, a := range append([]string{ic.Address}, ic.Addresses...) {
+			if a == "" {
+				continue
+			}
+			if _, _, err := net.ParseCIDR(a); err != nil {
+				bad(k+".address", "%q: want an address with its prefix length, such as 10.0.0.5/24", a)
+			}
+		}
+		for key, gw := range map[string]string{"gateway": ic.Gateway, "gateway_ipv6": ic.GatewayIPv6} {
+			if gw != "" && net.ParseIP(gw) == nil {
+				bad(k+"."+key, "%q is not an IP address", gw)
+			}
+		}
+		if ic.MTU != 0 && (ic.MTU < 68 || ic.MTU > 65535) {
+			bad(k+".mtu", "%d: want 68 to 65535", ic.MTU)
+		}
+		if _, err := ParseVlans(ic.Vlans); err != nil {
+			bad(k+".vlans", "%v", err)
+		}
+	}
+	for i, ns := range c.Rancher.Network.DNS.Nameservers {
+		if net.ParseIP(ns) == nil {
+			bad(fmt.Sprintf("rancher.network.dns.nameservers[%d]", i), "%q is not an IP address", ns)
+		}
+	}
+	if c.Rancher.SSH.Port < 0 || c.Rancher.SSH.Port > 65535 {
+		bad("rancher.ssh.port", "%d: want 1 to 65535", c.Rancher.SSH.Port)
+	}
+	switch c.Rancher.Console {
+	case "", "default":
+	default:
+		bad("rancher.console", "%q: only the default console is built into this OS", c.Rancher.Console)
+	}
+	switch c.Rancher.Docker.Engine {
+	case "", "default":
+	default:
+		bad("rancher.docker.engine", "%q: only the built-in engine (docker.io) is in this OS", c.Rancher.Docker.Engine)
+	}
+	if c.Rancher.Docker.TLS {
+		bad("rancher.docker.tls", "TLS on a TCP port is not supported; the engine listens on /var/run/docker.sock")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &CheckError{Problems: errs}
+}
+
+// Vlan is one VLAN of rancher.network.interfaces.NAME.vlans.
+type Vlan struct {
+	ID   int
+	Name string // empty: PARENT.ID
+}
+
+// ParseVlans reads "100,200:name".
+func ParseVlans(s string) ([]Vlan, error) {
+	var out []Vlan
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		idS, name, _ := strings.Cut(f, ":")
+		id, err := strconv.Atoi(idS)
+		if err != nil || id < 1 || id > 4094 {
+			return nil, fmt.Errorf("%q: want a VLAN ID from 1 to 4094, optionally :NAME", f)
+		}
+		out = append(out, Vlan{ID: id, Name: name})
+	}
+	return out, nil
+}
