@@ -63,7 +63,7 @@ out/images/%/index.json: out/images/%.rootfs.tar out/images/base.rootfs.tar out/
 	build/service-image.sh pack $* $(VERSION) out/images/$*
 
 image: out/ros.img
-out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml build/mkimage.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
+out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml docs/config.schema.json build/mkimage.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
 	SERVICE_IMAGES="$(SERVICE_IMAGES)" build/mkimage.sh $(VERSION)
 
 run: deps image

@@ -56,6 +56,7 @@ printf 'rancher\n' > $R/etc/hostname
 : > $R/etc/resolv.conf
 printf '127.0.0.1\tlocalhost\n' > $R/etc/hosts
 sed "s/\${VERSION}/$version/g" os-config.tpl.yml > $R/usr/share/ros/os-config.yml
+cp docs/config.schema.json $R/usr/share/ros/config.schema.json
 # The service images: each one's root file system unpacked, with its
 # config in image.json. Services run on them in place (an overlay per
 # container), so a node never imports or copies them; mksquashfs stores the

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rosos/ros/config"
 )
 
 // Socket is the service manager's API, for root only.
@@ -36,8 +38,9 @@ type EnableRequest struct {
 type API struct {
 	M *Manager
 	// Env is the environment compose files are interpolated with.
-	Env map[string]string
-	srv *http.Server
+	Env  map[string]string
+	Node *NodeConfig
+	srv  *http.Server
 }
 
 // Serve listens on path (mode 0600) until ctx ends.
@@ -60,6 +63,9 @@ func (a *API) Serve(ctx context.Context, path string) error {
 	mux.HandleFunc("POST /v1/up", a.up)
 	mux.HandleFunc("POST /v1/enable", a.enable)
 	mux.HandleFunc("POST /v1/disable", a.disable)
+	mux.HandleFunc("GET /v1/config", a.exportConfig)
+	mux.HandleFunc("GET /v1/config/key", a.getKey)
+	mux.HandleFunc("POST /v1/config", a.reconfigure)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -198,6 +204,9 @@ func (a *API) enable(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if a.Node != nil {
+		a.Node.refreshUser(a.M)
+	}
 	if err := a.M.Add(defs, src.Kind); err != nil {
 		fail(w, err)
 		return
@@ -236,6 +245,9 @@ func (a *API) disable(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if a.Node != nil {
+		a.Node.refreshUser(a.M)
+	}
 	var names []string
 	for _, s := range defs {
 		names = append(names, s.Name)
@@ -245,6 +257,41 @@ func (a *API) disable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, http.StatusOK, map[string]any{"disabled": req.Name, "services": names})
+}
+
+func (a *API) exportConfig(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	reply(w, http.StatusOK, a.Node.Export(q.Has("full"), q.Has("private")))
+}
+
+// GetReply is GET /v1/config/key.
+type GetReply struct {
+	Value any  `json:"value"`
+	Set   bool `json:"set"`
+}
+
+func (a *API) getKey(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("key")
+	v, ok, err := config.Get(a.Node.Merged(), key)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, GetReply{Value: v, Set: ok})
+}
+
+func (a *API) reconfigure(w http.ResponseWriter, r *http.Request) {
+	var req ReconfigureRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		fail(w, fmt.Errorf("request: %w", err))
+		return
+	}
+	plan, err := a.M.Reconfigure(context.WithoutCancel(r.Context()), a.Node, req)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, plan)
 }
 
 // Client talks to the manager's API.

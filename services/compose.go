@@ -311,13 +311,16 @@ func convert(sc types.ServiceConfig) (Service, error) {
 		s.Detach = v != "false"
 	}
 	s.CreateOnly = s.Labels[LabelCreateOnly] == "true"
-	b, err := json.Marshal(s)
-	if err != nil {
-		return Service{}, err
-	}
-	sum := sha256.Sum256(b)
-	s.Hash = hex.EncodeToString(sum[:8])
+	s.Hash = rehash(s)
 	return s, nil
+}
+
+// rehash is the hash of a definition (without its old hash).
+func rehash(s Service) string {
+	s.Hash = ""
+	b, _ := json.Marshal(s) // a Service always marshals
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 func splitList(s string) []string {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -15,8 +16,6 @@ import (
 
 	"github.com/rosos/ros/config"
 	"github.com/rosos/ros/init/bootlog"
-	"github.com/rosos/ros/system/blockdev"
-	"github.com/rosos/ros/system/mount"
 )
 
 // Paths the service manager reads and writes on the node.
@@ -38,9 +37,11 @@ const (
 	RancherUID = 1100
 )
 
-// Daemon is the service manager process: it gathers the config, sets the
-// hostname, imports the preloaded images, starts the services, tells PID 1
-// (on status) that the boot is done, and stops the services on ctx's end.
+// Daemon is the service manager process: it gathers the config (layers and
+// datasources), applies what the boot needs (host name, keys, sysctl,
+// modules, mounts, write_files, bootcmd), starts the services, tells PID 1
+// (on status) that the boot is done, reads the network datasources, runs
+// runcmd, and stops the services on ctx's end.
 func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error {
 	m := &Manager{Console: console, Log: log, Timeline: bootlog.New(io.Discard, "service")}
 	defer func() {
@@ -48,20 +49,6 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 			m.logf("boot timeline: %v", err)
 		}
 	}()
-	readSeeds(m)
-	cfg, err := loadConfig(m)
-	if err != nil {
-		return err
-	}
-	if err := setHostname(cfg.Hostname); err != nil {
-		m.consolef("hostname: %v", err)
-	}
-	if err := publishConfig(cfg); err != nil {
-		m.consolef("config: %v", err)
-	}
-	if err := AuthorizeKeys("/home/rancher", RancherUID, cfg.SSHAuthorizedKeys); err != nil {
-		m.consolef("ssh_authorized_keys: %v", err)
-	}
 	client, err := Connect(ContainerdSock)
 	if err != nil {
 		return err
@@ -73,26 +60,35 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 	}
 	m.Runner = &Runner{Client: client, LogDir: SystemLogDir, Preloaded: pre, RootDir: RootsDir}
 	m.logf("%d preloaded images in %s", len(pre), ImagesDir)
-	env := map[string]string{"ROS_VERSION": osVersion()}
-	for k, v := range cfg.Rancher.Environment {
-		env[k] = v
-	}
-	defs, err := Parse(ctx, cfg.Rancher.Services, env)
-	if err != nil {
-		return err
-	}
-	sources := map[string]string{}
-	defs = append(defs, m.included(ctx, cfg, env, sources)...)
-	m.root = ctx
 	// A marker in /run (gone at the next boot) tells a restart in this boot.
 	const startedMarker = "/run/ros/service-manager.started"
 	if _, err := os.Stat(startedMarker); err == nil {
 		m.Restarted = true
 		m.logf("restarted: adopting the running services")
-	} else if err := os.WriteFile(startedMarker, nil, 0o644); err != nil {
-		m.logf("%s: %v", startedMarker, err)
 	}
-	api := &API{M: m, Env: env}
+	node, err := m.loadNodeConfig(ctx)
+	if err != nil {
+		return err
+	}
+	m.Node = node
+	cfg := node.Config()
+	m.Runner.BeforeStart = func(s Service, root string) {
+		m.writeFiles(node.Config().WriteFiles, s.Name, root)
+	}
+	defs, sources, err := m.definitions(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	if !m.Restarted {
+		m.applyBoot(ctx, cfg, defs)
+		if err := os.WriteFile(startedMarker, nil, 0o644); err != nil {
+			m.logf("%s: %v", startedMarker, err)
+		}
+	} else if err := publishConfig(cfg); err != nil {
+		m.consolef("config: %v", err)
+	}
+	m.root = ctx
+	api := &API{M: m, Env: serviceEnv(cfg), Node: node}
 	go func() {
 		if err := api.Serve(ctx, Socket); err != nil {
 			m.consolef("%v", err)
@@ -121,6 +117,9 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 			_ = m.Timeline.Save(Timeline)
 		}
 	}()
+	if !m.Restarted {
+		m.endOfBoot(ctx, node)
+	}
 	<-ctx.Done()
 	m.logf("stopping services")
 	m.StopAll(context.WithoutCancel(ctx))
@@ -128,64 +127,73 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 	return nil
 }
 
-// readSeeds copies a NoCloud seed's user data into cloud-config.d. A bad
-// document is reported and skipped: the node boots with what it had.
-func readSeeds(m *Manager) {
-	devs, err := blockdev.List("/sys/class/block", "/dev")
-	if err != nil {
-		m.consolef("datasource nocloud: %v", err)
-		return
+// applyBoot applies the config's boot-time keys, before the services
+// start.
+func (m *Manager) applyBoot(ctx context.Context, cfg config.Config, defs []Service) {
+	if err := setHostname(cfg.Hostname); err != nil {
+		m.problem("hostname: %v", err)
 	}
-	dev, err := blockdev.FindLabel(devs, "cidata")
-	if err != nil {
-		return // no seed: nothing to read
+	if err := publishConfig(cfg); err != nil {
+		m.problem("publish: %v", err)
 	}
-	if err := mount.Mount(dev.Path, seedDir, dev.Type, unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
-		m.consolef("datasource nocloud: %v", err)
-		return
+	if err := AuthorizeKeys("/home/rancher", RancherUID, cfg.SSHAuthorizedKeys); err != nil {
+		m.problem("ssh_authorized_keys: %v", err)
 	}
-	defer unix.Unmount(seedDir, 0)
-	layer, err := config.NoCloud(seedDir)
-	if err != nil {
-		m.consolef("datasource nocloud (%s): %v; skipped, booting with the last good config", dev.Path, err)
-		return
+	m.writeHostKeys(cfg.Rancher.SSH.Keys)
+	m.loadModules(cfg.Rancher.Modules)
+	m.applySysctl(cfg.Rancher.Sysctl)
+	m.doMounts(cfg.Mounts)
+	m.writeFiles(cfg.WriteFiles, "", "/")
+	// bootcmd, then rancher.network.pre_cmds: the services (the network's
+	// included) have not started yet.
+	if body := script(cfg.Bootcmd) + script(shellCommands(cfg.Rancher.Network.PreCmds)); body != "" {
+		m.mark("bootcmd", "began")
+		code, err := m.runScript(ctx, "cloud-init-bootcmd", body, defs)
+		switch {
+		case err != nil:
+			m.problem("bootcmd: %v", err)
+		case code != 0:
+			m.problem("bootcmd: exit status %d (output in %s)", code, LogPath(SystemLogDir, "cloud-init-bootcmd"))
+		default:
+			m.logf("bootcmd: done")
+		}
+		m.mark("bootcmd", "exited")
 	}
-	b, err := yaml.Marshal(layer.Doc)
-	if err != nil {
-		m.consolef("datasource nocloud: %v", err)
-		return
-	}
-	if err := config.WriteAtomic(filepath.Join(CloudConfigDir, "nocloud.yml"), b, 0o600); err != nil {
-		m.consolef("datasource nocloud: %v", err)
-		return
-	}
-	m.logf("datasource nocloud: read %s", dev.Path)
 }
 
-func loadConfig(m *Manager) (config.Config, error) {
-	img, err := config.ReadFile(ImageConfig)
+// endOfBoot reads the datasources that need the network, then runs
+// runcmd, the user-data scripts and the start scripts.
+func (m *Manager) endOfBoot(ctx context.Context, node *NodeConfig) {
+	before := node.Config()
+	m.readNetworkDatasources(ctx, node)
+	cfg := node.Config()
+	if !reflect.DeepEqual(before.WriteFiles, cfg.WriteFiles) {
+		m.writeFiles(cfg.WriteFiles, "", "/")
+	}
+	pending := pendingScripts()
+	body := runcmdScript(cfg, pending)
+	defs, _, err := m.definitions(ctx, cfg, false)
 	if err != nil {
-		return config.Config{}, err
+		m.problem("runcmd: %v", err)
+		return
 	}
-	layers := []config.Layer{img}
-	ds, errs := config.ReadDir(CloudConfigDir)
-	for _, e := range errs {
-		m.consolef("%v; skipped", e)
+	m.mark("runcmd", "began")
+	code, err := m.runScript(ctx, "cloud-init-runcmd", body, defs)
+	m.mark("runcmd", "exited")
+	switch {
+	case err != nil:
+		m.problem("runcmd: %v", err)
+		return
+	case code != 0:
+		m.problem("runcmd: exit status %d (output in %s)", code, LogPath(SystemLogDir, "cloud-init-runcmd"))
+	default:
+		m.logf("runcmd: done")
 	}
-	layers = append(layers, ds...)
-	if user, err := config.ReadFile(UserConfig); err == nil {
-		layers = append(layers, user)
-	} else if !os.IsNotExist(unwrapAll(err)) {
-		m.consolef("%v; skipped", err)
+	for _, p := range pending {
+		if inst, err := os.ReadFile(p + ".instance"); err == nil {
+			_ = config.WriteAtomic(p+".ran", inst, 0o600)
+		}
 	}
-	cfg, err := config.Merge(layers...)
-	if err != nil {
-		// Each layer decoded on its own; the merge cannot add a type error,
-		// but if it does, fall back to the image's own config.
-		m.consolef("%v; booting with the image's config", err)
-		return config.Merge(img)
-	}
-	return cfg, nil
 }
 
 func unwrapAll(err error) error {
@@ -215,9 +223,9 @@ func setHostname(name string) error {
 	return nil
 }
 
-// included parses the services turned on by rancher.services_include. One
-// that fails is reported and skipped.
-func (m *Manager) included(ctx context.Context, cfg config.Config, env map[string]string, sources map[string]string) []Service {
+// included parses the services turned on by rancher.services_include.
+// With strict, one that fails is an error; else it is reported and skipped.
+func (m *Manager) included(ctx context.Context, cfg config.Config, env map[string]string, sources map[string]string, strict bool) ([]Service, error) {
 	var names []string
 	for n, on := range cfg.Rancher.ServicesInclude {
 		if on {
@@ -228,21 +236,23 @@ func (m *Manager) included(ctx context.Context, cfg config.Config, env map[strin
 	var out []Service
 	for _, n := range names {
 		doc, kind, err := includedDoc(n)
-		if err != nil {
-			m.consolef("%v; skipped", err)
-			continue
+		if err == nil {
+			var defs []Service
+			defs, err = ParseComposeDoc(ctx, "services_include."+n, doc, env)
+			if err == nil {
+				for _, d := range defs {
+					sources[d.Name] = kind
+				}
+				out = append(out, defs...)
+				continue
+			}
 		}
-		defs, err := ParseComposeDoc(ctx, "services_include."+n, doc, env)
-		if err != nil {
-			m.consolef("%v; skipped", err)
-			continue
+		if strict {
+			return nil, fmt.Errorf("rancher.services_include.%s: %w", n, err)
 		}
-		for _, d := range defs {
-			sources[d.Name] = kind
-		}
-		out = append(out, defs...)
+		m.problem("%v; skipped", err)
 	}
-	return out
+	return out, nil
 }
 
 // osVersion is the running OS's version, from /etc/os-release.

@@ -37,6 +37,8 @@ type Manager struct {
 	// service that ran and ended (a one-shot, or restart "no") is not run
 	// again, as a Docker engine's restart would not either.
 	Restarted bool
+	// Node is the node's config (nil in tests that give services directly).
+	Node *NodeConfig
 }
 
 // entry is one service and its supervisor.

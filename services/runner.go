@@ -37,6 +37,9 @@ type Runner struct {
 	Preloaded map[string]Preloaded
 	// RootDir holds the roots of containers of preloaded images.
 	RootDir string
+	// BeforeStart, if set, is called with a new container's root (of a
+	// preloaded image) before its task starts: write_files' container:.
+	BeforeStart func(s Service, root string)
 }
 
 // labelRoot marks a container whose root the runner mounted itself.
@@ -133,6 +136,9 @@ func (r *Runner) Start(ctx context.Context, s Service) (*Task, error) {
 			return nil, fmt.Errorf("service %s: %w", s.Name, err)
 		}
 		labels[labelRoot] = root
+		if r.BeforeStart != nil {
+			r.BeforeStart(s, root)
+		}
 		copts = append(copts, containerd.WithNewSpec(specOpts(s, preloadedBase(s, p, root))...))
 	} else {
 		img, err := r.image(ctx, s.Image)

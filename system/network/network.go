@@ -88,6 +88,11 @@ func (c *Configurator) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("network: list interfaces: %w", err)
 	}
+	c.createVirtual(links)
+	// Again, with the bonds, bridges and VLANs just made.
+	if links, err = netlink.LinkList(); err != nil {
+		return fmt.Errorf("network: list interfaces: %w", err)
+	}
 	var wg sync.WaitGroup
 	for _, l := range links {
 		attrs := l.Attrs()
@@ -102,6 +107,9 @@ func (c *Configurator) Run(ctx context.Context) error {
 			continue
 		}
 		c.Logf("%s: configured by rancher.network.interfaces[%q]", attrs.Name, key)
+		if Enslaved(ic) {
+			continue // up and in its master (createVirtual)
+		}
 		if err := c.static(l, ic); err != nil {
 			c.Logf("%s: %v", attrs.Name, err)
 		}

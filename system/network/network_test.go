@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/rosos/ros/config"
 )
 
@@ -34,5 +36,30 @@ func TestResolvConf(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("resolv.conf %q lacks %q", got, want)
 		}
+	}
+}
+
+func TestPlanVirtual(t *testing.T) {
+	ifs := map[string]config.Interface{
+		"bond0": {BondOpts: map[string]string{"mode": "active-backup", "miimon": "100"}, Address: "10.0.0.2/24"},
+		"eth1":  {Bond: "bond0"},
+		"eth2":  {Bond: "bond1"},
+		"br0":   {Bridge: "true", Address: "10.1.0.1/24"},
+		"eth3":  {Bridge: "br1"},
+		"eth4":  {Vlans: "100"},
+	}
+	v := PlanVirtual(ifs)
+	if len(v.Bonds) != 2 || v.Bonds["bond0"]["mode"] != "active-backup" || strings.Join(v.Bridges, ",") != "br0,br1" {
+		t.Fatalf("%+v", v)
+	}
+	if !Enslaved(ifs["eth1"]) || !Enslaved(ifs["eth3"]) || Enslaved(ifs["br0"]) || Enslaved(ifs["eth4"]) {
+		t.Fatal("Enslaved")
+	}
+	b, err := bond("bond0", ifs["bond0"].BondOpts)
+	if err != nil || b.Miimon != 100 || b.Mode != netlink.BOND_MODE_ACTIVE_BACKUP {
+		t.Fatalf("bond %+v %v", b, err)
+	}
+	if _, err := bond("b", map[string]string{"mode": "fastest", "arp_ip": "x"}); err == nil || !strings.Contains(err.Error(), "fastest") || !strings.Contains(err.Error(), "arp_ip") {
+		t.Fatalf("bad options: %v", err)
 	}
 }

@@ -1,0 +1,189 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/rosos/ros/config"
+)
+
+// Virtual is the plan of the virtual links a config asks for: bonds (an
+// entry with bond_opts, or a name other entries give in bond:), bridges
+// (an entry with bridge: true, or a name given in bridge:), and VLANs (an
+// interface's vlans:).
+type Virtual struct {
+	Bonds   map[string]map[string]string // bond -> its options
+	Bridges []string
+}
+
+// PlanVirtual reads the bonds and bridges of a config.
+func PlanVirtual(ifaces map[string]config.Interface) Virtual {
+	v := Virtual{Bonds: map[string]map[string]string{}}
+	bridges := map[string]bool{}
+	for name, ic := range ifaces {
+		if len(ic.BondOpts) > 0 {
+			v.Bonds[name] = ic.BondOpts
+		}
+		if ic.Bond != "" {
+			if _, ok := v.Bonds[ic.Bond]; !ok {
+				v.Bonds[ic.Bond] = ifaces[ic.Bond].BondOpts
+			}
+		}
+		switch ic.Bridge {
+		case "", "false":
+		case "true":
+			bridges[name] = true
+		default:
+			bridges[ic.Bridge] = true
+		}
+	}
+	for b := range bridges {
+		v.Bridges = append(v.Bridges, b)
+	}
+	sort.Strings(v.Bridges)
+	return v
+}
+
+// Enslaved reports whether an interface's entry puts it in a bond or a
+// bridge: it is then only brought up, its addresses are the master's.
+func Enslaved(ic config.Interface) bool {
+	return ic.Bond != "" || (ic.Bridge != "" && ic.Bridge != "true" && ic.Bridge != "false")
+}
+
+// bond builds a bond link from its options.
+func bond(name string, opts map[string]string) (*netlink.Bond, error) {
+	b := netlink.NewLinkBond(netlink.LinkAttrs{Name: name})
+	var errs []error
+	for k, val := range opts {
+		switch k {
+		case "mode":
+			m := netlink.StringToBondMode(val)
+			if m == netlink.BOND_MODE_UNKNOWN {
+				errs = append(errs, fmt.Errorf("bond_opts.mode %q: want balance-rr, active-backup, balance-xor, broadcast, 802.3ad, balance-tlb or balance-alb", val))
+			}
+			b.Mode = m
+		case "miimon", "updelay", "downdelay":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("bond_opts.%s %q: want milliseconds", k, val))
+				continue
+			}
+			switch k {
+			case "miimon":
+				b.Miimon = n
+			case "updelay":
+				b.UpDelay = n
+			case "downdelay":
+				b.DownDelay = n
+			}
+		case "lacp_rate":
+			b.LacpRate = netlink.StringToBondLacpRate(val)
+		case "xmit_hash_policy":
+			b.XmitHashPolicy = netlink.StringToBondXmitHashPolicy(val)
+		default:
+			errs = append(errs, fmt.Errorf("bond_opts.%s: not supported (mode, miimon, updelay, downdelay, lacp_rate, xmit_hash_policy)", k))
+		}
+	}
+	return b, errors.Join(errs...)
+}
+
+// addLink creates a link unless one of that name exists.
+func addLink(l netlink.Link) error {
+	if _, err := netlink.LinkByName(l.Attrs().Name); err == nil {
+		return nil
+	}
+	if err := netlink.LinkAdd(l); err != nil {
+		return fmt.Errorf("create %s: %w", l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// createVirtual makes the bonds and bridges, puts the interfaces that ask
+// for it in them, and makes the VLANs.
+func (c *Configurator) createVirtual(links []netlink.Link) {
+	v := PlanVirtual(c.Config.Interfaces)
+	for _, name := range sortedKeys(v.Bonds) {
+		b, err := bond(name, v.Bonds[name])
+		if err != nil {
+			c.Logf("%s: %v", name, err)
+		}
+		if err := addLink(b); err != nil {
+			c.Logf("%s: %v", name, err)
+		} else {
+			c.Logf("%s: bond", name)
+		}
+	}
+	for _, name := range v.Bridges {
+		if err := addLink(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+			c.Logf("%s: %v", name, err)
+		} else {
+			c.Logf("%s: bridge", name)
+		}
+	}
+	for _, l := range links {
+		attrs := l.Attrs()
+		ic, _, ok := Match(c.Config.Interfaces, attrs.Name, attrs.HardwareAddr.String())
+		if !ok {
+			continue
+		}
+		master := ic.Bond
+		if master == "" && Enslaved(ic) {
+			master = ic.Bridge
+		}
+		if master != "" {
+			if err := enslave(l, master); err != nil {
+				c.Logf("%s: %v", attrs.Name, err)
+			} else {
+				c.Logf("%s: in %s", attrs.Name, master)
+			}
+		}
+		vlans, _ := config.ParseVlans(ic.Vlans)
+		for _, vl := range vlans {
+			name := vl.Name
+			if name == "" {
+				name = fmt.Sprintf("%s.%d", attrs.Name, vl.ID)
+			}
+			if err := netlink.LinkSetUp(l); err != nil {
+				c.Logf("%s: up: %v", attrs.Name, err)
+			}
+			if err := addLink(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: attrs.Index}, VlanId: vl.ID}); err != nil {
+				c.Logf("%s: %v", name, err)
+			} else {
+				c.Logf("%s: VLAN %d on %s", name, vl.ID, attrs.Name)
+			}
+		}
+	}
+}
+
+func enslave(l netlink.Link, master string) error {
+	m, err := netlink.LinkByName(master)
+	if err != nil {
+		return fmt.Errorf("master %s: %w", master, err)
+	}
+	if l.Attrs().MasterIndex == m.Attrs().Index {
+		return nil
+	}
+	if _, isBond := m.(*netlink.Bond); isBond {
+		// A bond takes only links that are down.
+		if err := netlink.LinkSetDown(l); err != nil {
+			return fmt.Errorf("down: %w", err)
+		}
+	}
+	if err := netlink.LinkSetMaster(l, m); err != nil {
+		return fmt.Errorf("into %s: %w", master, err)
+	}
+	return netlink.LinkSetUp(l)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
