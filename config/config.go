@@ -76,11 +76,7 @@ func ReadDir(dir string) ([]Layer, []error) {
 // Merge merges layers, later wins: maps merge key by key, anything else
 // (lists included) is replaced whole.
 func Merge(layers ...Layer) (Config, error) {
-	merged := map[string]any{}
-	for _, l := range layers {
-		merged = mergeMaps(merged, l.Doc)
-	}
-	return decode("merged config", merged)
+	return decode("merged config", MergeDocs(layers...))
 }
 
 func mergeMaps(dst, src map[string]any) map[string]any {

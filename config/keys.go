@@ -205,11 +205,28 @@ func copyValue(v any) any {
 	return v
 }
 
-// MergeDocs merges documents, later wins, as Merge does, without decoding.
+// MergeDocs merges documents, later wins, as Merge does, without decoding:
+// maps merge key by key, anything else (lists included) is replaced whole,
+// except ssh_authorized_keys, which gathers the keys of every layer (a
+// cloud's metadata, a seed and ros config set each add keys; none takes
+// away another's).
 func MergeDocs(layers ...Layer) map[string]any {
 	merged := map[string]any{}
+	var keys []any
+	seen := map[string]bool{}
 	for _, l := range layers {
 		merged = mergeMaps(merged, l.Doc)
+		if ks, ok := l.Doc["ssh_authorized_keys"].([]any); ok {
+			for _, k := range ks {
+				if s := fmt.Sprint(k); !seen[s] {
+					seen[s] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	if keys != nil {
+		merged["ssh_authorized_keys"] = keys
 	}
 	return merged
 }

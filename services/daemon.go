@@ -171,6 +171,9 @@ func (m *Manager) endOfBoot(ctx context.Context, node *NodeConfig) {
 		m.writeFiles(cfg.WriteFiles, "", "/")
 	}
 	pending := pendingScripts()
+	if len(cfg.Runcmd) == 0 && len(cfg.Rancher.Network.PostCmds) == 0 && len(pending) == 0 && !anyExists(startScripts) {
+		return // nothing to run: no container
+	}
 	body := runcmdScript(cfg, pending)
 	defs, _, err := m.definitions(ctx, cfg, false)
 	if err != nil {
@@ -253,6 +256,15 @@ func (m *Manager) included(ctx context.Context, cfg config.Config, env map[strin
 		m.problem("%v; skipped", err)
 	}
 	return out, nil
+}
+
+func anyExists(paths []string) bool {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // osVersion is the running OS's version, from /etc/os-release.

@@ -28,16 +28,34 @@ type Options struct {
 	UserData string // a #cloud-config document, served on a NoCloud seed disk
 	MetaData string
 	MemoryMB int
+	// ConfigDrive, when set, is an OpenStack ConfigDrive (label config-2):
+	// openstack/latest/user_data and meta_data.json.
+	ConfigDrive *ConfigDrive
+	// NICs adds this many network interfaces (eth1, eth2 ...) on isolated
+	// user-mode networks, for static addresses, VLANs, bridges and bonds.
+	NICs int
+	// Metadata, when set, is served at http://169.254.169.254 (path ->
+	// content; 404 otherwise), as a cloud's metadata service is.
+	Metadata map[string]string
+}
+
+// ConfigDrive is the content of a ConfigDrive seed.
+type ConfigDrive struct {
+	UserData string
+	MetaJSON string
 }
 
 // Machine is one QEMU guest.
 type Machine struct {
-	t       *testing.T
-	dir     string
-	disk    string
-	seed    string
-	opts    Options
-	SSHPort int
+	t    *testing.T
+	dir  string
+	disk string
+	seed string
+	opts Options
+	// configDrive is the ConfigDrive ISO; metadata the metadata service's
+	// files (JSON), served by this test binary per connection.
+	configDrive, metadata string
+	SSHPort               int
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -82,16 +100,19 @@ func New(t *testing.T, opts Options) *Machine {
 	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img, m.disk)
 	run(t, "cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", filepath.Join(dir, "vars.fd"))
 	if opts.UserData != "" {
-		seed := filepath.Join(dir, "seed")
-		os.MkdirAll(seed, 0o755)
-		os.WriteFile(filepath.Join(seed, "user-data"), []byte(opts.UserData), 0o644)
-		md := opts.MetaData
-		if md == "" {
-			md = "instance-id: " + t.Name() + "\n"
+		m.SetUserData(opts.UserData)
+	}
+	if cd := opts.ConfigDrive; cd != nil {
+		files := map[string]string{"openstack/latest/meta_data.json": cd.MetaJSON}
+		if cd.UserData != "" {
+			files["openstack/latest/user_data"] = cd.UserData
 		}
-		os.WriteFile(filepath.Join(seed, "meta-data"), []byte(md), 0o644)
-		m.seed = filepath.Join(dir, "seed.iso")
-		run(t, "xorriso", "-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-r", "-o", m.seed, seed)
+		m.configDrive = m.iso("config-2", files)
+	}
+	if opts.Metadata != nil {
+		b, _ := json.Marshal(opts.Metadata)
+		m.metadata = filepath.Join(dir, "metadata.json")
+		os.WriteFile(m.metadata, b, 0o644)
 	}
 	t.Cleanup(func() {
 		m.Kill()
@@ -104,6 +125,34 @@ func New(t *testing.T, opts Options) *Machine {
 		}
 	})
 	return m
+}
+
+// SetUserData writes the NoCloud seed's user data anew, for the next Boot.
+func (m *Machine) SetUserData(ud string) {
+	m.t.Helper()
+	md := m.opts.MetaData
+	if md == "" {
+		md = "instance-id: " + m.t.Name() + "\n"
+	}
+	m.seed = m.iso("cidata", map[string]string{"user-data": ud, "meta-data": md})
+}
+
+// iso makes an ISO 9660 seed with the label and files.
+func (m *Machine) iso(label string, files map[string]string) string {
+	m.t.Helper()
+	dir := filepath.Join(m.dir, label)
+	os.RemoveAll(dir)
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			m.t.Fatal(err)
+		}
+	}
+	out := filepath.Join(m.dir, label+".iso")
+	os.Remove(out)
+	run(m.t, "xorriso", "-as", "mkisofs", "-quiet", "-V", label, "-J", "-r", "-o", out, dir)
+	return out
 }
 
 func run(t *testing.T, name string, args ...string) {
@@ -143,7 +192,7 @@ func (m *Machine) Boot() {
 		"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
 		"-drive", "if=pflash,format=raw,file=" + filepath.Join(m.dir, "vars.fd"),
 		"-drive", "if=virtio,format=qcow2,file=" + m.disk,
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", m.SSHPort),
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22%s", m.SSHPort, m.guestfwd()),
 		"-device", "virtio-net-pci,netdev=n0",
 		"-device", "virtio-rng-pci",
 		"-display", "none", "-monitor", "none",
@@ -151,8 +200,14 @@ func (m *Machine) Boot() {
 		"-serial", "chardev:ser0",
 		"-qmp", "unix:" + filepath.Join(m.dir, "qmp.sock") + ",server=on,wait=off",
 	}
-	if m.seed != "" {
-		args = append(args, "-drive", "if=virtio,format=raw,readonly=on,file="+m.seed)
+	for i := 1; i <= m.opts.NICs; i++ {
+		args = append(args, "-netdev", fmt.Sprintf("user,id=n%d,restrict=on,net=10.0.%d.0/24", i, 100+i),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=n%d", i))
+	}
+	for _, iso := range []string{m.seed, m.configDrive} {
+		if iso != "" {
+			args = append(args, "-drive", "if=virtio,format=raw,readonly=on,file="+iso)
+		}
 	}
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	out, _ := os.Create(filepath.Join(m.dir, "qemu.log"))

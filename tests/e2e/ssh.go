@@ -172,3 +172,6 @@ func (s *SSH) Eventually(cmd string, timeout time.Duration, check func(out strin
 func SeedConfig(key Key, extra string) string {
 	return fmt.Sprintf("#cloud-config\nssh_authorized_keys:\n  - %s\n%s", key.Authorized, extra)
 }
+
+// Close ends the session.
+func (s *SSH) Close() { s.client.Close() }
