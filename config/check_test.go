@@ -135,13 +135,20 @@ func TestKeysSetGetDiff(t *testing.T) {
 	}
 	old := Copy(doc)
 	Set(doc, "hostname", "n2")
-	Set(doc, "rancher.sysctl.vm.swappiness", "10") // dots: a nested key, refused by Check
+	Set(doc, "rancher.sysctl.vm.swappiness", "10") // the rest of the path is one sysctl key
 	ch := Diff(old, doc)
-	if len(ch) != 2 || ch[0].Key != "hostname" || ch[0].Old != "n1" || ch[0].New != "n2" {
+	if len(ch) != 2 || ch[0].Key != "hostname" || ch[0].Old != "n1" || ch[0].New != "n2" || ch[1].Key != "rancher.sysctl" {
 		t.Fatalf("diff %+v", ch)
 	}
-	if err := Check(doc); err == nil || !strings.Contains(err.Error(), "rancher.sysctl.vm: want a string, got a map") {
+	if err := Check(doc); err != nil {
 		t.Fatalf("check: %v", err)
+	}
+	if v, ok, _ := Get(doc, "rancher.sysctl.vm.swappiness"); !ok || v != "10" {
+		t.Fatalf("get sysctl: %v %v", v, ok)
+	}
+	Set(doc, "rancher.network.interfaces.eth0.mtu.x", 1)
+	if err := Check(doc); err == nil || !strings.Contains(err.Error(), "rancher.network.interfaces.eth0.mtu: want a whole number, got a map") {
+		t.Fatalf("check nested: %v", err)
 	}
 	if !Under("rancher.network.dns.nameservers", "rancher.network") || Under("rancher.networks", "rancher.network") || !Under("rancher.network.interfaces[eth0.100]", "rancher.network.interfaces") {
 		t.Fatal("Under")

@@ -44,7 +44,38 @@ func SplitKey(key string) ([]string, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no key given")
 	}
-	return out, nil
+	return joinScalarMapKeys(out), nil
+}
+
+// joinScalarMapKeys keeps the rest of a path whole where it names a key of
+// a map of plain values, whose keys have dots of their own:
+// rancher.sysctl.net.ipv4.ip_forward is key "net.ipv4.ip_forward" of
+// rancher.sysctl.
+func joinScalarMapKeys(parts []string) []string {
+	t := reflect.TypeOf(Config{})
+	for i, p := range parts {
+		switch t.Kind() {
+		case reflect.Struct:
+			found := false
+			for j := 0; j < t.NumField(); j++ {
+				if yamlName(t.Field(j)) == p {
+					t, found = t.Field(j).Type, true
+					break
+				}
+			}
+			if !found {
+				return parts
+			}
+		case reflect.Map:
+			if k := t.Elem().Kind(); k == reflect.String || k == reflect.Bool || k == reflect.Int {
+				return append(parts[:i:i], strings.Join(parts[i:], "."))
+			}
+			t = t.Elem()
+		default:
+			return parts
+		}
+	}
+	return parts
 }
 
 // Get returns the value at key in doc.

@@ -216,12 +216,14 @@ func setHostname(name string) error {
 	if err := unix.Sethostname([]byte(name)); err != nil {
 		return fmt.Errorf("set %q: %w", name, err)
 	}
-	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n", name)
-	if err := config.WriteAtomic("/etc/hostname", []byte(name+"\n"), 0o644); err != nil {
+	// In place, not by rename: containers bind /etc/hosts, and a bind
+	// keeps the file it was made with.
+	if err := os.WriteFile("/etc/hostname", []byte(name+"\n"), 0o644); err != nil {
 		return err
 	}
-	if b, err := os.ReadFile("/etc/hosts"); err != nil || !strings.Contains(string(b), name) {
-		return config.WriteAtomic("/etc/hosts", []byte(hosts), 0o644)
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n", name)
+	if b, err := os.ReadFile("/etc/hosts"); err != nil || string(b) != hosts {
+		return os.WriteFile("/etc/hosts", []byte(hosts), 0o644)
 	}
 	return nil
 }

@@ -78,8 +78,13 @@ func printPlan(w io.Writer, p services.Plan) {
 		list("started", p.Start)
 		list("stopped", p.Stop)
 	}
-	list("applied now", p.Live)
-	list("takes effect at the next boot (reboot to apply)", p.Reboot)
+	if p.DryRun {
+		list("would apply now", p.Live)
+		list("would take effect at the next boot", p.Reboot)
+	} else {
+		list("applied now", p.Live)
+		list("takes effect at the next boot (reboot to apply)", p.Reboot)
+	}
 	list("overridden", p.Overridden)
 	if p.DryRun {
 		fmt.Fprintln(w, "dry run: nothing was changed")

@@ -111,10 +111,20 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 		if err != nil {
 			c.Logf("%s: %v", name, err)
 		}
+		// Loading the bonding module makes a bond0 of its own, in
+		// balance-rr: one with other settings and no members yet is made
+		// again (a bond's mode cannot change once it has members).
+		if old, err := netlink.LinkByName(name); err == nil {
+			if ob, ok := old.(*netlink.Bond); ok && (b.Mode >= 0 && ob.Mode != b.Mode || b.Miimon >= 0 && ob.Miimon != b.Miimon) && !hasMembers(old) {
+				if err := netlink.LinkDel(old); err != nil {
+					c.Logf("%s: remove to make again: %v", name, err)
+				}
+			}
+		}
 		if err := addLink(b); err != nil {
 			c.Logf("%s: %v", name, err)
 		} else {
-			c.Logf("%s: bond", name)
+			c.Logf("%s: bond (%s)", name, b.Mode)
 		}
 	}
 	for _, name := range v.Bridges {
@@ -157,6 +167,20 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 			}
 		}
 	}
+}
+
+// hasMembers reports whether a master link has links in it.
+func hasMembers(master netlink.Link) bool {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return true
+	}
+	for _, l := range links {
+		if l.Attrs().MasterIndex == master.Attrs().Index {
+			return true
+		}
+	}
+	return false
 }
 
 func enslave(l netlink.Link, master string) error {

@@ -127,7 +127,7 @@ func TestCloudConfigNoCloud(t *testing.T) {
 	})
 	t.Run("set DNS live", func(t *testing.T) {
 		out := s.MustRun("sudo ros config set rancher.network.dns.nameservers '[10.0.2.3, 9.9.9.9]'")
-		if !contains(out, "rancher.network.dns.nameservers") || !contains(out, "network") {
+		if !contains(out, "changed rancher.network.dns") || !contains(out, "restarted: network") {
 			t.Errorf("set: %s", out)
 		}
 		s.Eventually("cat /etc/resolv.conf", time.Minute, func(out string) bool { return contains(out, "nameserver 9.9.9.9") })
@@ -215,13 +215,15 @@ func TestCloudConfigNoCloud(t *testing.T) {
 // TestConfigDriveAndMetadataService: a ConfigDrive gives the host name and
 // a key; the drive's config turns on the EC2 datasource, and the metadata
 // service (served to the guest at 169.254.169.254) adds a second key, a
-// file and a runcmd, applied in the same boot.
+// file and a runcmd, applied in the same boot. The kernel command line's
+// rancher.* keys are the last layer: they win over the drive's.
 func TestConfigDriveAndMetadataService(t *testing.T) {
 	k1, k2 := NewKey(t), NewKey(t)
 	m := New(t, Options{
+		Image: ImageWithCmdline(t, "rancher.sysctl.vm.swappiness=17 rancher.network.dns.search=[cmdline.test] rancher.bogus=1"),
 		ConfigDrive: &ConfigDrive{
 			MetaJSON: fmt.Sprintf(`{"uuid": "cd-uuid-1", "hostname": "drive-node", "public_keys": {"k1": %q}}`, k1.Authorized),
-			UserData: "#cloud-config\nrancher:\n  cloud_init:\n    datasources: [configdrive, ec2]\n",
+			UserData: "#cloud-config\nrancher:\n  cloud_init:\n    datasources: [configdrive, ec2]\n  sysctl: {vm.swappiness: 5}\n",
 		},
 		Metadata: map[string]string{
 			"/latest/meta-data/instance-id":               "i-0123456789\n",
@@ -244,5 +246,16 @@ func TestConfigDriveAndMetadataService(t *testing.T) {
 	s2.Close()
 	if out := s.MustRun("sudo ls /var/lib/rancher/conf/cloud-config.d"); !contains(out, "configdrive.yml") || !contains(out, "ec2.yml") {
 		t.Errorf("cloud-config.d: %s", out)
+	}
+	if v := strings.TrimSpace(s.MustRun("cat /proc/sys/vm/swappiness")); v != "17" {
+		t.Errorf("vm.swappiness %s, want 17 from the kernel command line", v)
+	}
+	s.Eventually("cat /etc/resolv.conf", time.Minute, func(out string) bool { return contains(out, "search cmdline.test") })
+	if !contains(m.Console(), "kernel command line: rancher.bogus: unknown key") {
+		t.Errorf("the bad kernel command line key was not reported")
+	}
+	out, err := s.Run("sudo ros config set --dry-run rancher.sysctl.vm.swappiness 3")
+	if err != nil || !contains(out, "overridden: rancher.sysctl.vm.swappiness (the kernel command line sets it)") {
+		t.Errorf("set of a key the command line sets: %v\n%s", err, out)
 	}
 }

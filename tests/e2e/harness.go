@@ -356,3 +356,19 @@ func (m *Machine) Kill() {
 	_ = cmd.Process.Kill()
 	<-exited
 }
+
+// ImageWithCmdline is a copy of the image under test whose GRUB
+// environment adds args to the kernel command line (ros_cmdline in the
+// ESP's grubenv, which grub.cfg appends), as an operator would.
+func ImageWithCmdline(t *testing.T, args string) string {
+	t.Helper()
+	dir := t.TempDir()
+	img := filepath.Join(dir, "cmdline.img")
+	run(t, "cp", "--sparse=always", Image(t), img)
+	env := filepath.Join(dir, "grubenv")
+	esp := img + "@@1M" // the ESP starts at sector 2048
+	run(t, "mcopy", "-i", esp, "::/EFI/ros/grubenv", env)
+	run(t, "grub-editenv", env, "set", "ros_cmdline="+args)
+	run(t, "mcopy", "-o", "-i", esp, env, "::/EFI/ros/grubenv")
+	return img
+}

@@ -28,7 +28,9 @@ func (m *Machine) guestfwd() string {
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	return fmt.Sprintf(",guestfwd=tcp:169.254.169.254:80-cmd:env %s=%s %s", serveEnv, m.metadata, exe)
+	// slirp forwards only addresses inside its network: make it the
+	// link-local one, as on a cloud.
+	return fmt.Sprintf(",net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:env %s=%s %s", serveEnv, m.metadata, exe)
 }
 
 // serveMetadata answers HTTP requests on stdin/stdout from the JSON map
