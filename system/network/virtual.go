@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/rosos/ros/config"
 )
@@ -111,17 +112,7 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 		if err != nil {
 			c.Logf("%s: %v", name, err)
 		}
-		// Loading the bonding module makes a bond0 of its own, in
-		// balance-rr: one with other settings and no members yet is made
-		// again (a bond's mode cannot change once it has members).
-		if old, err := netlink.LinkByName(name); err == nil {
-			if ob, ok := old.(*netlink.Bond); ok && (b.Mode >= 0 && ob.Mode != b.Mode || b.Miimon >= 0 && ob.Miimon != b.Miimon) && !hasMembers(old) {
-				if err := netlink.LinkDel(old); err != nil {
-					c.Logf("%s: remove to make again: %v", name, err)
-				}
-			}
-		}
-		if err := addLink(b); err != nil {
+		if err := ensureBond(b); err != nil {
 			c.Logf("%s: %v", name, err)
 		} else {
 			c.Logf("%s: bond (%s)", name, b.Mode)
@@ -167,6 +158,33 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 			}
 		}
 	}
+}
+
+// ensureBond creates the bond b. Loading the bonding module (which the
+// first bond's creation does) makes a bond0 of its own in balance-rr: a
+// bond of that name with other settings and no members yet is made again
+// (a bond's mode cannot change once it has members).
+func ensureBond(b *netlink.Bond) error {
+	err := netlink.LinkAdd(b)
+	if err == nil || !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	old, err := netlink.LinkByName(b.Name)
+	if err != nil {
+		return err
+	}
+	ob, ok := old.(*netlink.Bond)
+	if !ok {
+		return fmt.Errorf("%s exists and is not a bond (%s)", b.Name, old.Type())
+	}
+	same := (b.Mode < 0 || ob.Mode == b.Mode) && (b.Miimon < 0 || ob.Miimon == b.Miimon)
+	if same || hasMembers(old) {
+		return nil
+	}
+	if err := netlink.LinkDel(old); err != nil {
+		return fmt.Errorf("remove to make again: %w", err)
+	}
+	return netlink.LinkAdd(b)
 }
 
 // hasMembers reports whether a master link has links in it.

@@ -108,6 +108,12 @@ func TestCloudConfigNoCloud(t *testing.T) {
 		}
 	})
 	t.Run("network", func(t *testing.T) {
+		defer func() {
+			if t.Failed() {
+				out, _ := s.Run("sudo tail -40 /var/log/system/network.log")
+				t.Logf("network.log:\n%s", out)
+			}
+		}()
 		out := s.Eventually("ip -o addr show dev eth1; ip -o link show dev eth1", 2*time.Minute, func(out string) bool {
 			return contains(out, "192.168.77.5/24")
 		})
