@@ -3,7 +3,9 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -114,7 +116,7 @@ func check(t reflect.Type, v any, path string, errs *[]string) {
 		for k, x := range m {
 			f, ok := fields[k]
 			if !ok {
-				*errs = append(*errs, fmt.Sprintf("%s: unknown key (known here: %s)", join(path, k), strings.Join(sortedKeys(fields), ", ")))
+				*errs = append(*errs, fmt.Sprintf("%s: unknown key (known here: %s)", join(path, k), strings.Join(slices.Sorted(maps.Keys(fields)), ", ")))
 				continue
 			}
 			check(f.Type, x, join(path, k), errs)
@@ -162,15 +164,6 @@ func yamlName(f reflect.StructField) string {
 		return ""
 	}
 	return name
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Schema is the JSON schema of a cloud-config document, generated from the

@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ func (m *Manager) adjust(s *Service, cfg config.Config) error {
 		if d.LogDriver != "" {
 			flags = append(flags, "--log-driver="+d.LogDriver)
 		}
-		for _, k := range sortedKeys(d.LogOpts) {
+		for _, k := range slices.Sorted(maps.Keys(d.LogOpts)) {
 			flags = append(flags, "--log-opt="+k+"="+d.LogOpts[k])
 		}
 		flags = append(flags, d.ExtraArgs...)
@@ -131,19 +132,10 @@ func (m *Manager) preloadedImage(ref string) (Preloaded, bool) {
 	return m.Runner.preloaded(ref)
 }
 
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // applySysctl sets kernel parameters (net.ipv4.ip_forward ->
 // /proc/sys/net/ipv4/ip_forward).
 func (m *Manager) applySysctl(kv map[string]string) {
-	for _, k := range sortedKeys(kv) {
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
 		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
 		if err := os.WriteFile(p, []byte(kv[k]+"\n"), 0o644); err != nil {
 			m.problem("rancher.sysctl.%s: %v", k, err)
@@ -338,7 +330,7 @@ func mountEntry(e []string) error {
 // writeHostKeys writes rancher.ssh.keys (host keys by file name) where
 // the console's sshd reads them.
 func (m *Manager) writeHostKeys(keys map[string]string) {
-	for _, name := range sortedKeys(keys) {
+	for _, name := range slices.Sorted(maps.Keys(keys)) {
 		if strings.ContainsAny(name, "/") || !strings.HasPrefix(name, "ssh_host_") {
 			m.problem("rancher.ssh.keys.%s: want a host key file name such as ssh_host_ed25519_key", name)
 			continue

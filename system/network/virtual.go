@@ -3,6 +3,8 @@ package network
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -107,7 +109,7 @@ func addLink(l netlink.Link) error {
 // for it in them, and makes the VLANs.
 func (c *Configurator) createVirtual(links []netlink.Link) {
 	v := PlanVirtual(c.Config.Interfaces)
-	for _, name := range sortedKeys(v.Bonds) {
+	for _, name := range slices.Sorted(maps.Keys(v.Bonds)) {
 		b, err := bond(name, v.Bonds[name])
 		if err != nil {
 			c.Logf("%s: %v", name, err)
@@ -219,13 +221,4 @@ func enslave(l netlink.Link, master string) error {
 		return fmt.Errorf("into %s: %w", master, err)
 	}
 	return netlink.LinkSetUp(l)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
