@@ -32,7 +32,7 @@ write_files:
     container: console
     content: in the console's root
 bootcmd:
-  - echo boot >> /var/lib/rancher/bootcmd-count
+  - echo bootcmd-ran >> /var/lib/rancher/bootcmd-count
 runcmd:
   - [sh, -c, "echo runcmd-list > /opt/ros-test/runcmd-list"]
   -
@@ -72,7 +72,8 @@ rancher:
 func TestCloudConfigNoCloud(t *testing.T) {
 	key := NewKey(t)
 	ud := SeedConfig(key, fmt.Sprintf(noCloudExtra, base64.StdEncoding.EncodeToString([]byte("decoded b64\n"))))
-	m := New(t, Options{UserData: ud, NICs: 4})
+	// The OEM layer is under the seed's: its hostname loses, its sysctl stays.
+	m := New(t, Options{UserData: ud, NICs: 4, OEM: "hostname: oem-node\nrancher:\n  sysctl:\n    vm.dirty_ratio: 19\n"})
 	m.Boot()
 	s := m.SSH("rancher", key, 5*time.Minute)
 
@@ -98,13 +99,13 @@ func TestCloudConfigNoCloud(t *testing.T) {
 		s.Eventually("cat /opt/ros-test/runcmd-list /opt/ros-test/runcmd-string", 3*time.Minute, func(out string) bool {
 			return contains(out, "runcmd-list") && contains(out, "runcmd-string seeded-node")
 		})
-		if out := s.MustRun("cat /var/lib/rancher/bootcmd-count"); strings.Count(out, "boot") != 1 {
-			t.Errorf("bootcmd ran %d times: %q", strings.Count(out, "boot"), out)
+		if out := s.MustRun("cat /var/lib/rancher/bootcmd-count"); strings.Count(out, "bootcmd-ran") != 1 {
+			t.Errorf("bootcmd ran %d times: %q", strings.Count(out, "bootcmd-ran"), out)
 		}
 	})
 	t.Run("sysctl", func(t *testing.T) {
-		if out := strings.TrimSpace(s.MustRun("cat /proc/sys/vm/swappiness")); out != "13" {
-			t.Errorf("vm.swappiness %q", out)
+		if out := strings.TrimSpace(s.MustRun("cat /proc/sys/vm/swappiness /proc/sys/vm/dirty_ratio")); out != "13\n19" {
+			t.Errorf("vm.swappiness, vm.dirty_ratio (OEM): %q", out)
 		}
 	})
 	t.Run("network", func(t *testing.T) {
@@ -210,7 +211,7 @@ func TestCloudConfigNoCloud(t *testing.T) {
 	if out := s.MustRun("cat /etc/resolv.conf"); !contains(out, "9.9.9.9") {
 		t.Errorf("after reboot: resolv.conf %s", out)
 	}
-	if out := s.MustRun("cat /var/lib/rancher/bootcmd-count"); strings.Count(out, "boot") != 2 {
+	if out := s.MustRun("cat /var/lib/rancher/bootcmd-count"); strings.Count(out, "bootcmd-ran") != 2 {
 		t.Errorf("bootcmd runs every boot: %q", out)
 	}
 	if out := s.MustRun("cat /var/log/ros-config.log"); !contains(out, "rancher.netwrk") {
@@ -221,7 +222,8 @@ func TestCloudConfigNoCloud(t *testing.T) {
 // TestConfigDriveAndMetadataService: a ConfigDrive gives the host name and
 // a key; the drive's config turns on the EC2 datasource, and the metadata
 // service (served to the guest at 169.254.169.254) adds a second key, a
-// file and a runcmd, applied in the same boot. The kernel command line's
+// file and a runcmd, applied in the same boot; the OpenStack metadata
+// service gives a #! script, run once. The kernel command line's
 // rancher.* keys are the last layer: they win over the drive's.
 func TestConfigDriveAndMetadataService(t *testing.T) {
 	k1, k2 := NewKey(t), NewKey(t)
@@ -229,9 +231,11 @@ func TestConfigDriveAndMetadataService(t *testing.T) {
 		Image: ImageWithCmdline(t, "rancher.sysctl.vm.swappiness=17 rancher.network.dns.search=[cmdline.test] rancher.bogus=1"),
 		ConfigDrive: &ConfigDrive{
 			MetaJSON: fmt.Sprintf(`{"uuid": "cd-uuid-1", "hostname": "drive-node", "public_keys": {"k1": %q}}`, k1.Authorized),
-			UserData: "#cloud-config\nrancher:\n  cloud_init:\n    datasources: [configdrive, ec2]\n  sysctl: {vm.swappiness: 5}\n",
+			UserData: "#cloud-config\nrancher:\n  cloud_init:\n    datasources: [configdrive, ec2, openstack]\n  sysctl: {vm.swappiness: 5}\n",
 		},
 		Metadata: map[string]string{
+			"/openstack/latest/meta_data.json":            `{"uuid": "os-uuid-1"}`,
+			"/openstack/latest/user_data":                 "#!/bin/sh\necho script-ran-once >> /var/lib/rancher/os-script-count\n",
 			"/latest/meta-data/instance-id":               "i-0123456789\n",
 			"/latest/meta-data/public-keys/":              "0=k2\n",
 			"/latest/meta-data/public-keys/0/openssh-key": k2.Authorized + "\n",
@@ -247,10 +251,13 @@ func TestConfigDriveAndMetadataService(t *testing.T) {
 	s.Eventually("cat /opt/from-ec2 /opt/ec2-runcmd", 3*time.Minute, func(out string) bool {
 		return contains(out, "metadata service") && contains(out, "ec2-runcmd")
 	})
+	if out := s.Eventually("cat /var/lib/rancher/os-script-count", time.Minute, func(out string) bool { return contains(out, "script-ran-once") }); strings.Count(out, "script-ran-once") != 1 {
+		t.Errorf("the OpenStack user-data script ran %d times: %q", strings.Count(out, "script-ran-once"), out)
+	}
 	s2 := m.SSH("rancher", k2, time.Minute)
 	s2.MustRun("true")
 	s2.Close()
-	if out := s.MustRun("sudo ls /var/lib/rancher/conf/cloud-config.d"); !contains(out, "configdrive.yml") || !contains(out, "ec2.yml") {
+	if out := s.MustRun("sudo ls /var/lib/rancher/conf/cloud-config.d"); !contains(out, "configdrive.yml") || !contains(out, "ec2.yml") || !contains(out, "openstack.yml") {
 		t.Errorf("cloud-config.d: %s", out)
 	}
 	if v := strings.TrimSpace(s.MustRun("cat /proc/sys/vm/swappiness")); v != "17" {
