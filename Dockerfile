@@ -1,14 +1,18 @@
-# Builds rosos's binaries the same way `make build` does, for users with
-# Docker. It reads the same go.mod pins; the service images' package lists
-# stay in images/*/packages for both paths.
-#   docker build -t rosos-build . && docker run --rm rosos-build ls /out
+# syntax=docker/dockerfile:1.4
+# The OS image (the same tree `make os-image` packs), for users who have
+# Docker with BuildKit. It reads the same package lists (images/*/packages)
+# and pins (go.mod, images/kernel/version) as the Docker-free path, because
+# it runs that path: mmdebstrap needs mounts, hence the insecure entitlement.
+#   docker buildx build --allow security.insecure --build-arg VERSION=v1.2.3 \
+#     --provenance=false -o type=oci,dest=rosos-os-v1.2.3.oci.tar .
+# Customise the OS with a Dockerfile FROM this image; see docs/upgrade.md.
 FROM golang:1.26-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libseccomp-dev pkg-config && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
 COPY . .
-RUN make build VERSION=docker && cp -r out/bin /out
+ARG VERSION=dev
+RUN --security=insecure make deps image VERSION=$VERSION
 
-FROM debian:bookworm-slim
-COPY --from=build /out /out
+FROM scratch
+ARG VERSION=dev
+COPY --from=build /src/out/rootfs/ /
+LABEL io.rosos.os="true" org.opencontainers.image.version="$VERSION" org.opencontainers.image.title="rosos"

@@ -9,7 +9,7 @@ GO ?= go
 # System service images (images/NAME), in the OS image and preloaded.
 SERVICE_IMAGES := udev syslog network ntp acpid console docker
 # Tests that boot the image in QEMU get this long in all.
-E2E_TIMEOUT ?= 40m
+E2E_TIMEOUT ?= 60m
 
 DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-efi-amd64-bin grub-common \
         dosfstools mtools e2fsprogs gdisk libseccomp-dev pkg-config cpio xz-utils kmod \
@@ -17,7 +17,7 @@ DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-efi-amd64
 LDFLAGS := -s -w -X main.Version=$(VERSION)
 GOSRC := $(shell find cmd init system services config -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all deps build image run test test-unit test-e2e bench clean FORCE
+.PHONY: all deps build image os-image run test test-unit test-e2e bench clean FORCE
 all: image
 
 deps:
@@ -66,10 +66,16 @@ image: out/ros.img
 out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml docs/config.schema.json build/mkimage.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
 	SERVICE_IMAGES="$(SERVICE_IMAGES)" build/mkimage.sh $(VERSION)
 
+# The OS as an OCI image archive (for ros os upgrade --file); VERSION=... to
+# name another version.
+os-image: out/rosos-os-$(VERSION).oci.tar
+out/rosos-os-$(VERSION).oci.tar: out/ros.img build/os-image.sh
+	build/os-image.sh $(VERSION)
+
 run: deps image
 	build/run.sh out/ros.img
 
-test: deps image test-unit test-e2e
+test: deps image os-image test-unit test-e2e
 
 test-unit: out/version
 	$(GO) vet ./...
@@ -77,7 +83,7 @@ test-unit: out/version
 	$(GO) test ./...
 
 test-e2e:
-	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
+	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
 
 # Benchmarks: Go benchmarks of the hot paths, then the OS against a Debian
 # bookworm + systemd reference booted the same way (docs/performance.md).

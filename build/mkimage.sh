@@ -67,6 +67,10 @@ for i in ${SERVICE_IMAGES:?}; do
   tar -xf out/images/$i.rootfs.tar -C $d/rootfs --numeric-owner
   out/ros-build preload --layout out/images/$i --out $d/image.json
 done
+# The images share their Debian base file for file: hard links keep one copy
+# (in the OS image archive and in a slot an upgrade writes; squashfs
+# deduplicates on its own).
+hardlink -q $R/usr/share/ros/images >/dev/null
 echo "service images: $(du -sh $R/usr/share/ros/images | cut -f1)"
 
 echo "== slot image"
@@ -90,7 +94,9 @@ echo "== state and persistent partitions"
 mkdir -p $work/state
 cp build/grub.cfg $work/state/grub.cfg
 mv $work/A $work/state/A
-STATE_MB=1536 PERSIST_MB=2048 ESP_MB=64
+# The state partition holds two slots: the built one (squashfs, ~0.2 GB) and
+# one an upgrade writes (a directory, ~0.7 GB), with room for both to grow.
+STATE_MB=3072 PERSIST_MB=2048 ESP_MB=64
 truncate -s ${STATE_MB}M $work/state.img
 mkfs.ext4 -q -L RANCHER_STATE -d $work/state $work/state.img
 truncate -s ${PERSIST_MB}M $work/persistent.img
@@ -118,4 +124,6 @@ mv $img out/ros.img
 cp $work/initrd.gz out/initrd
 cp $work/state/A out/slot-A.squashfs
 echo "sizes: initrd $(du -h --apparent-size out/initrd | cut -f1), slot A $(du -h --apparent-size out/slot-A.squashfs | cut -f1), ros.img $(du -h --apparent-size out/ros.img | cut -f1) ($(du -h out/ros.img | cut -f1) on disk)"
+# The root tree stays for `make os-image`.
+rm -rf out/rootfs && mv $R out/rootfs
 rm -rf $work

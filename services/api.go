@@ -66,6 +66,9 @@ func (a *API) Serve(ctx context.Context, path string) error {
 	mux.HandleFunc("GET /v1/config", a.exportConfig)
 	mux.HandleFunc("GET /v1/config/key", a.getKey)
 	mux.HandleFunc("POST /v1/config", a.reconfigure)
+	mux.HandleFunc("GET /v1/os", a.osList)
+	mux.HandleFunc("POST /v1/os/upgrade", a.osUpgrade)
+	mux.HandleFunc("POST /v1/os/rollback", a.osRollback)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -346,4 +349,34 @@ func (c *Client) Do(method, path string, in, out any) error {
 		return json.Unmarshal(b, out)
 	}
 	return nil
+}
+
+// Stream sends a request and returns the reply's body as it comes, for
+// long operations that report progress (ros os upgrade). It has no time
+// limit.
+func (c *Client) Stream(method, path string, in any) (io.ReadCloser, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(method, "http://ros"+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("service manager: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var e struct{ Error string }
+		body, _ := io.ReadAll(resp.Body)
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("service manager: %s", resp.Status)
+	}
+	return resp.Body, nil
 }

@@ -107,9 +107,12 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 	if err := m.Timeline.Save(Timeline); err != nil {
 		m.logf("boot timeline: %v", err)
 	}
+	var sw io.Writer
 	if status != nil {
+		sw = status
 		fmt.Fprintf(status, `{"event":"ready","services":%d}`+"\n", running)
 	}
+	go m.assess(ctx, sw, AssessDeadline)
 	// Healthy marks come later; keep the saved timeline current a while.
 	go func() {
 		for i := 0; i < 20 && ctx.Err() == nil; i++ {

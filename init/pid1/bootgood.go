@@ -15,12 +15,47 @@ import (
 // DefaultTries is how many boots a slot gets before GRUB gives up on it.
 const DefaultTries = 3
 
+// onTrial reports whether slot is being tried (after an upgrade or a
+// rollback) and has not booted well yet: such a boot may be given up.
+func onTrial(slot string) bool {
+	trial := false
+	_ = withEnv(func(path string) error {
+		env, err := grubenv.Read(path)
+		if err != nil {
+			return err
+		}
+		trial = env[grubenv.KeyNext] == slot || env[grubenv.GoodKey(slot)] == "0"
+		return nil
+	})
+	return trial
+}
+
 // markGood records on the ESP that slot booted well: GRUB will boot it by
 // default and its tries are full again.
 func markGood(slot string) error {
 	if !grubenv.ValidSlot(slot) {
 		return fmt.Errorf("booted without ros.slot: nothing to mark")
 	}
+	return withEnv(func(path string) error {
+		env, err := grubenv.Read(path)
+		if err != nil {
+			if !os.IsNotExist(err) {
+				return err
+			}
+			env = grubenv.NewSlots(DefaultTries)
+		}
+		if env[grubenv.KeyActive] == slot && env.Tries(slot) == DefaultTries && env[grubenv.KeyNext] != slot && env[grubenv.GoodKey(slot)] == "1" {
+			return nil // already so: do not write the ESP at every boot
+		}
+		if err := env.MarkGood(slot, DefaultTries); err != nil {
+			return err
+		}
+		return grubenv.Write(path, env)
+	})
+}
+
+// withEnv mounts the ESP and runs f with the grubenv's path.
+func withEnv(f func(path string) error) error {
 	devs, err := blockdev.List("/sys/class/block", "/dev")
 	if err != nil {
 		return err
@@ -37,19 +72,5 @@ func markGood(slot string) error {
 		unix.Sync()
 		_ = unix.Unmount(dir, 0)
 	}()
-	path := filepath.Join(dir, grubenv.Path)
-	env, err := grubenv.Read(path)
-	if err != nil {
-		if !os.IsNotExist(err) {
-			return err
-		}
-		env = grubenv.NewSlots(DefaultTries)
-	}
-	if env[grubenv.KeyActive] == slot && env.Tries(slot) == DefaultTries && env[grubenv.KeyNext] != slot {
-		return nil // already so: do not write the ESP at every boot
-	}
-	if err := env.MarkGood(slot, DefaultTries); err != nil {
-		return err
-	}
-	return grubenv.Write(path, env)
+	return f(filepath.Join(dir, grubenv.Path))
 }

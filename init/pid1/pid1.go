@@ -42,8 +42,11 @@ type Init struct {
 	// shutdown requests: the reboot(2) command to end with.
 	shutdown chan int
 	booted   bool
-	ctrd     *child
-	manager  *child
+	// markedGood is set once the boot assessment passed and the slot was
+	// marked good.
+	markedGood bool
+	ctrd       *child
+	manager    *child
 }
 
 // Run is PID 1. It never returns while the machine is up.
@@ -78,7 +81,7 @@ func Run() error {
 	in.log.Printf("system containerd is up on %s", ContainerdSock)
 
 	in.log.Stage("start the service manager")
-	ready := make(chan Ready, 1)
+	ready := make(chan Ready, 4)
 	in.manager = in.superviseManager(ready)
 	if err := in.log.Save(Timeline); err != nil {
 		in.log.Printf("warning: boot timeline: %v", err)
@@ -87,16 +90,39 @@ func Run() error {
 	for {
 		select {
 		case r := <-ready:
-			if in.booted {
-				continue
-			}
-			in.booted = true
-			in.log.Mark("init", "boot complete", "")
-			_ = in.log.Save(Timeline)
-			fmt.Printf("ros: boot complete in %.2fs (slot %s, version %s, %d services)\n",
-				bootlog.Since().Seconds(), in.slot, in.version, r.Services)
-			if err := markGood(in.slot); err != nil {
-				in.log.Printf("warning: could not mark slot %s good: %v", in.slot, err)
+			switch r.Event {
+			case "ready":
+				if in.booted {
+					continue
+				}
+				in.booted = true
+				in.log.Mark("init", "boot complete", "")
+				_ = in.log.Save(Timeline)
+				fmt.Printf("ros: boot complete in %.2fs (slot %s, version %s, %d services)\n",
+					bootlog.Since().Seconds(), in.slot, in.version, r.Services)
+			case "healthy":
+				// The boot assessment: only a boot whose critical services
+				// are all healthy keeps its slot.
+				if in.markedGood {
+					continue
+				}
+				in.markedGood = true
+				in.log.Mark("init", "marked good", "")
+				_ = in.log.Save(Timeline)
+				if err := markGood(in.slot); err != nil {
+					in.log.Printf("warning: could not mark slot %s good: %v", in.slot, err)
+				} else {
+					in.log.Printf("slot %s marked good: every critical service is healthy", in.slot)
+				}
+			case "unhealthy":
+				if in.markedGood {
+					continue
+				}
+				if onTrial(in.slot) {
+					in.log.Printf("slot %s is on trial and its critical services are not healthy (%v): rebooting, GRUB falls back when its tries are spent", in.slot, r.Failing)
+					in.shutdownNow(unix.LINUX_REBOOT_CMD_RESTART)
+				}
+				in.log.Printf("warning: critical services not healthy: %v (slot %s stays: it booted well before)", r.Failing, in.slot)
 			}
 		case cmd := <-in.shutdown:
 			in.shutdownNow(cmd)
@@ -225,10 +251,12 @@ func waitSocket(path string, timeout time.Duration) error {
 	}
 }
 
-// Ready is what the service manager tells PID 1 when every service started.
+// Ready is what the service manager tells PID 1: "ready" when every
+// service started, then "healthy" or "unhealthy" (the boot assessment).
 type Ready struct {
-	Event    string `json:"event"`
-	Services int    `json:"services"`
+	Event    string   `json:"event"`
+	Services int      `json:"services"`
+	Failing  []string `json:"failing,omitempty"`
 }
 
 // readReady reads the manager's messages on its status pipe.
@@ -237,7 +265,7 @@ func readReady(f *os.File, ready chan<- Ready) {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		var r Ready
-		if json.Unmarshal(s.Bytes(), &r) == nil && r.Event == "ready" {
+		if json.Unmarshal(s.Bytes(), &r) == nil && r.Event != "" {
 			select {
 			case ready <- r:
 			default:

@@ -143,8 +143,21 @@ func mountSlot(log *bootlog.Log, plan Plan) error {
 		return err
 	}
 	image := filepath.Join(stateDir, plan.Slot)
-	if _, err := os.Stat(image); err != nil {
+	fi, err := os.Stat(image)
+	if err != nil {
 		return fmt.Errorf("slot %s: %w", plan.Slot, err)
+	}
+	if fi.IsDir() {
+		// A slot written by `ros os upgrade`: the image's tree itself,
+		// bound read-only.
+		if err := mount.Bind(image, lowerDir); err != nil {
+			return fmt.Errorf("slot %s: %w", plan.Slot, err)
+		}
+		if err := unix.Mount("", lowerDir, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
+			return fmt.Errorf("slot %s: read-only: %w", plan.Slot, err)
+		}
+		log.Printf("slot %s: directory %s, bound read-only", plan.Slot, image)
+		return nil
 	}
 	loop, dev, err := blockdev.AttachLoop(image, true)
 	if err != nil {

@@ -131,7 +131,7 @@ func TestMarkGoodMakesSlotActive(t *testing.T) {
 	if err := env.MarkGood("B", 3); err != nil {
 		t.Fatal(err)
 	}
-	if env[KeyActive] != "B" || env[KeyNext] != "" || env.Tries("B") != 3 {
+	if env[KeyActive] != "B" || env[KeyNext] != "" || env.Tries("B") != 3 || env[GoodKey("B")] != "1" {
 		t.Fatalf("after MarkGood(B): %v", env)
 	}
 	if err := env.MarkGood("C", 3); err == nil {

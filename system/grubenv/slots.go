@@ -32,6 +32,10 @@ const Path = "EFI/ros/grubenv"
 // Slots are the names of the two slots.
 var Slots = []string{"A", "B"}
 
+// GoodKey is "1" once a boot of slot was marked good, "0" while it holds an
+// OS that has not booted well (just written); GRUB keeps it as it is.
+func GoodKey(slot string) string { return "ros_" + slot + "_good" }
+
 // TriesKey is the variable holding slot's tries.
 func TriesKey(slot string) string { return "ros_" + slot + "_tries" }
 
@@ -103,6 +107,7 @@ func (e Env) MarkGood(slot string, tries int) error {
 	}
 	e[KeyActive] = slot
 	e[TriesKey(slot)] = strconv.Itoa(tries)
+	e[GoodKey(slot)] = "1"
 	if e[KeyNext] == slot {
 		e[KeyNext] = ""
 	}

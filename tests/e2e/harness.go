@@ -34,6 +34,11 @@ type Options struct {
 	// NICs adds this many network interfaces (eth1, eth2 ...) on isolated
 	// user-mode networks, for static addresses, VLANs, bridges and bonds.
 	NICs int
+	// Disks are more raw disks, read-only, after the seeds (an OS image
+	// archive for ros os upgrade --file /dev/vdX).
+	Disks []string
+	// OEM, when set, is oem-config.yml on an OEM partition (RANCHER_OEM).
+	OEM string
 	// Metadata, when set, is served at http://169.254.169.254 (path ->
 	// content; 404 otherwise), as a cloud's metadata service is.
 	Metadata map[string]string
@@ -54,8 +59,8 @@ type Machine struct {
 	opts Options
 	// configDrive is the ConfigDrive ISO; metadata the metadata service's
 	// files (JSON), served by this test binary per connection.
-	configDrive, metadata string
-	SSHPort               int
+	configDrive, metadata, oem string
+	SSHPort                    int
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -108,6 +113,9 @@ func New(t *testing.T, opts Options) *Machine {
 			files["openstack/latest/user_data"] = cd.UserData
 		}
 		m.configDrive = m.iso("config-2", files)
+	}
+	if opts.OEM != "" {
+		m.oem = m.iso("RANCHER_OEM", map[string]string{"oem-config.yml": opts.OEM})
 	}
 	if opts.Metadata != nil {
 		b, _ := json.Marshal(opts.Metadata)
@@ -204,7 +212,7 @@ func (m *Machine) Boot() {
 		args = append(args, "-netdev", fmt.Sprintf("user,id=n%d,restrict=on,net=10.0.%d.0/24", i, 100+i),
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=n%d", i))
 	}
-	for _, iso := range []string{m.seed, m.configDrive} {
+	for _, iso := range append([]string{m.seed, m.configDrive, m.oem}, m.opts.Disks...) {
 		if iso != "" {
 			args = append(args, "-drive", "if=virtio,format=raw,readonly=on,file="+iso)
 		}

@@ -175,3 +175,33 @@ func SeedConfig(key Key, extra string) string {
 
 // Close ends the session.
 func (s *SSH) Close() { s.client.Close() }
+
+// RunUntil starts cmd and returns once its output so far satisfies match
+// (true), or the command ended or timeout passed (false), with the output
+// so far. The command keeps running: a test pulls the plug mid-way.
+func (s *SSH) RunUntil(cmd string, timeout time.Duration, match func(out string) bool) (string, bool) {
+	s.t.Helper()
+	sess, err := s.client.NewSession()
+	if err != nil {
+		s.t.Fatalf("ssh session: %v", err)
+	}
+	out := &lockedBuffer{}
+	sess.Stdout, sess.Stderr = out, out
+	if err := sess.Start(cmd); err != nil {
+		s.t.Fatalf("%s: %v", cmd, err)
+	}
+	done := make(chan struct{})
+	go func() { sess.Wait(); close(done) }()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if o := out.String(); match(o) {
+			return o, true
+		}
+		select {
+		case <-done:
+			return out.String(), match(out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return out.String(), false
+}

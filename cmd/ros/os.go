@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rosos/ros/services"
+)
+
+func osCmd() *cobra.Command {
+	c := &cobra.Command{Use: "os", Short: "The OS image: version, slots, upgrade and rollback"}
+	c.AddCommand(osVersionCmd(), osListCmd(), osUpgradeCmd(), osRollbackCmd())
+	return c
+}
+
+func osVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the running OS version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var slots []services.SlotInfo
+			if err := client().Do("GET", "/v1/os", nil, &slots); err != nil {
+				return err
+			}
+			for _, s := range slots {
+				if s.Running {
+					fmt.Println(s.Version)
+					return nil
+				}
+			}
+			return fmt.Errorf("no slot is running (a live boot?)")
+		},
+	}
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "-"
+}
+
+func osListCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "Both slots: version, which is running, which boots next, whether it booted well, the last failed attempt",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var slots []services.SlotInfo
+			if err := client().Do("GET", "/v1/os", nil, &slots); err != nil {
+				return err
+			}
+			if outputFormat == "json" {
+				return printJSON(slots)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SLOT\tVERSION\tRUNNING\tDEFAULT\tNEXT\tGOOD\tTRIES LEFT\tFAILED\tFORMAT")
+			for _, s := range slots {
+				v := s.Version
+				if !s.Present {
+					v = "(empty)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Slot, v, yes(s.Running), yes(s.Active), yes(s.Next), yes(s.Good), s.Tries, yes(s.Failed), s.Format)
+			}
+			return tw.Flush()
+		},
+	}
+	addOutputFlag(c)
+	return c
+}
+
+func osUpgradeCmd() *cobra.Command {
+	var req services.UpgradeRequest
+	c := &cobra.Command{
+		Use:   "upgrade --file ARCHIVE [--no-reboot] [--force]",
+		Short: "Write an OS image into the other slot, try it at the next boot, and reboot",
+		Long: `Write the OS image in ARCHIVE (an OCI image archive, as make os-image writes;
+a file or a block device) into the slot that is not running, check every
+digest, and make GRUB try it at the next boot, up to 3 times. If it does not
+boot well, GRUB goes back to the running slot by itself. The running slot and
+the boot environment are not changed until the new slot is complete.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if req.File == "" {
+				return fmt.Errorf("give the image with --file ARCHIVE (pulling --image from a registry is not built yet)")
+			}
+			p, err := filepath.Abs(req.File)
+			if err != nil {
+				return err
+			}
+			req.File = p
+			body, err := client().Stream("POST", "/v1/os/upgrade", req)
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			if err := services.ReadStream(body, os.Stdout); err != nil {
+				return err
+			}
+			if req.NoReboot {
+				fmt.Println("not rebooting (--no-reboot): the new slot is tried at the next boot")
+			} else {
+				fmt.Println("rebooting")
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&req.File, "file", "", "OCI image archive of the OS (a file or a block device)")
+	c.Flags().BoolVar(&req.NoReboot, "no-reboot", false, "do not reboot after writing the slot")
+	c.Flags().BoolVar(&req.Force, "force", false, "write the image even if it is the running version")
+	return c
+}
+
+func osRollbackCmd() *cobra.Command {
+	var noReboot bool
+	c := &cobra.Command{
+		Use:   "rollback [--no-reboot]",
+		Short: "Boot the other slot (one that booted well before) next, and reboot",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var r map[string]string
+			if err := client().Do("POST", "/v1/os/rollback", map[string]bool{"no_reboot": noReboot}, &r); err != nil {
+				return err
+			}
+			fmt.Printf("slot %s boots next\n", r["ok"])
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&noReboot, "no-reboot", false, "do not reboot")
+	return c
+}

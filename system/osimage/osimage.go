@@ -1,0 +1,400 @@
+// Package osimage reads an OS image from an OCI image archive (a tar of an
+// OCI image layout, as `make os-image` writes and `skopeo copy
+// oci-archive:` reads) and unpacks its root file system into a directory,
+// checking every digest on the way. It reads the archive in one pass per
+// blob, by offset, so the archive may be a file or a block device.
+package osimage
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Labels an OS image of this project carries in its config.
+const (
+	LabelOS      = "io.rosos.os"                      // "true"
+	LabelVersion = "org.opencontainers.image.version" // the OS version
+)
+
+// Media types.
+const (
+	mtIndex     = "application/vnd.oci.image.index.v1+json"
+	mtManifest  = "application/vnd.oci.image.manifest.v1+json"
+	mtDockerMan = "application/vnd.docker.distribution.manifest.v2+json"
+	mtLayerTar  = "application/vnd.oci.image.layer.v1.tar"
+	mtLayerGz   = "application/vnd.oci.image.layer.v1.tar+gzip"
+	mtDockerGz  = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+)
+
+// Descriptor is an OCI content descriptor.
+type Descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Platform    *struct {
+		Architecture string `json:"architecture"`
+		OS           string `json:"os"`
+	} `json:"platform,omitempty"`
+}
+
+type index struct {
+	Manifests []Descriptor `json:"manifests"`
+}
+
+type manifest struct {
+	MediaType string       `json:"mediaType"`
+	Config    Descriptor   `json:"config"`
+	Layers    []Descriptor `json:"layers"`
+}
+
+// Config is the part of the image config an OS image needs.
+type Config struct {
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
+	Config       struct {
+		Labels map[string]string `json:"Labels"`
+	} `json:"config"`
+}
+
+// Archive is an opened OS image archive.
+type Archive struct {
+	r       io.ReaderAt
+	entries map[string]span // file name in the archive -> where
+	Digest  string          // the manifest's digest
+	Config  Config
+	Layers  []Descriptor
+}
+
+type span struct{ off, size int64 }
+
+// Version is the OS version the image says it is.
+func (a *Archive) Version() string { return a.Config.Config.Labels[LabelVersion] }
+
+// Size is the total size of the layers.
+func (a *Archive) Size() int64 {
+	var n int64
+	for _, l := range a.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+// countingReader counts what was read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Open reads the archive's table of contents, its index, manifest and
+// config, and checks that it is an OS image of this project for amd64.
+func Open(r io.ReaderAt, size int64) (*Archive, error) {
+	a := &Archive{r: r, entries: map[string]span{}}
+	cr := &countingReader{r: io.NewSectionReader(r, 0, size)}
+	tr := tar.NewReader(cr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("not an OCI image archive (a tar of an OCI image layout): %w", err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			// The data starts where the reader is now: right after the header.
+			a.entries[path.Clean(strings.TrimPrefix(h.Name, "./"))] = span{off: cr.n, size: h.Size}
+		}
+	}
+	var idx index
+	if err := a.readJSON("index.json", "", &idx); err != nil {
+		return nil, fmt.Errorf("not an OCI image archive: %w", err)
+	}
+	var desc *Descriptor
+	for i, d := range idx.Manifests {
+		if d.MediaType != mtManifest && d.MediaType != mtDockerMan {
+			continue
+		}
+		if d.Platform == nil || (d.Platform.Architecture == "amd64" && d.Platform.OS == "linux") {
+			desc = &idx.Manifests[i]
+			break
+		}
+	}
+	if desc == nil {
+		return nil, errors.New("the archive's index has no image manifest for linux/amd64")
+	}
+	var man manifest
+	if err := a.readJSON(blobName(desc.Digest), desc.Digest, &man); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	a.Digest = desc.Digest
+	if err := a.readJSON(blobName(man.Config.Digest), man.Config.Digest, &a.Config); err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	if a.Config.Config.Labels[LabelOS] != "true" {
+		return nil, fmt.Errorf("not an OS image of this project: its config lacks the label %s=true (a service or application image?)", LabelOS)
+	}
+	if a.Version() == "" {
+		return nil, fmt.Errorf("OS image without a version: its config lacks the label %s", LabelVersion)
+	}
+	if a.Config.Architecture != "" && a.Config.Architecture != "amd64" {
+		return nil, fmt.Errorf("OS image for %s: this node is amd64", a.Config.Architecture)
+	}
+	for _, l := range man.Layers {
+		switch l.MediaType {
+		case mtLayerTar, mtLayerGz, mtDockerGz, "application/vnd.docker.image.rootfs.diff.tar":
+		default:
+			return nil, fmt.Errorf("layer %s: media type %q is not a tar layer", short(l.Digest), l.MediaType)
+		}
+		sp, ok := a.entries[blobName(l.Digest)]
+		if !ok {
+			return nil, fmt.Errorf("layer %s: not in the archive", short(l.Digest))
+		}
+		if sp.size != l.Size {
+			return nil, fmt.Errorf("layer %s: %d bytes in the archive, the manifest says %d", short(l.Digest), sp.size, l.Size)
+		}
+	}
+	a.Layers = man.Layers
+	return a, nil
+}
+
+func short(d string) string {
+	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+func blobName(digest string) string {
+	alg, hex, _ := strings.Cut(digest, ":")
+	return path.Join("blobs", alg, hex)
+}
+
+// blob returns the reader of a file in the archive.
+func (a *Archive) blob(name string) (*io.SectionReader, error) {
+	sp, ok := a.entries[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: not in the archive", name)
+	}
+	return io.NewSectionReader(a.r, sp.off, sp.size), nil
+}
+
+// readJSON reads a small JSON file of the archive, checking its digest when
+// one is given.
+func (a *Archive) readJSON(name, digest string, v any) error {
+	r, err := a.blob(name)
+	if err != nil {
+		return err
+	}
+	if r.Size() > 4<<20 {
+		return fmt.Errorf("%s: %d bytes: too big for JSON metadata", name, r.Size())
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if digest != "" {
+		if err := checkDigest(digest, sha256.Sum256(b)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return json.Unmarshal(b, v)
+}
+
+func checkDigest(want string, sum [32]byte) error {
+	alg, hexWant, _ := strings.Cut(want, ":")
+	if alg != "sha256" {
+		return fmt.Errorf("digest %s: only sha256 is supported", want)
+	}
+	if got := hex.EncodeToString(sum[:]); got != hexWant {
+		return fmt.Errorf("digest mismatch: the content is sha256:%s, the image says %s (a damaged or altered archive)", got, want)
+	}
+	return nil
+}
+
+// Unpack writes the image's root file system into dir (which should be
+// empty), layer by layer, applying whiteouts. Each layer's digest is
+// checked as it is read; a mismatch stops the unpack with an error, and
+// the caller throws dir away. progress, if set, gets the bytes of layers
+// read so far.
+func (a *Archive) Unpack(dir string, progress func(done, total int64)) error {
+	var done int64
+	total := a.Size()
+	for _, l := range a.Layers {
+		r, err := a.blob(blobName(l.Digest))
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		pr := &progressReader{r: io.TeeReader(r, h), report: func(n int64) {
+			if progress != nil {
+				progress(done+n, total)
+			}
+		}}
+		var tr io.Reader = pr
+		if strings.HasSuffix(l.MediaType, "gzip") {
+			zr, err := gzip.NewReader(pr)
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", short(l.Digest), err)
+			}
+			tr = zr
+		}
+		if err := applyLayer(dir, tar.NewReader(tr)); err != nil {
+			return fmt.Errorf("layer %s: %w", short(l.Digest), err)
+		}
+		// What the tar reader left (padding, the end blocks) counts too.
+		if _, err := io.Copy(io.Discard, pr); err != nil {
+			return err
+		}
+		var sum [32]byte
+		copy(sum[:], h.Sum(nil))
+		if err := checkDigest(l.Digest, sum); err != nil {
+			return fmt.Errorf("layer %s: %w", short(l.Digest), err)
+		}
+		done += l.Size
+	}
+	return nil
+}
+
+type progressReader struct {
+	r      io.Reader
+	n      int64
+	report func(int64)
+	last   int64
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.n-p.last >= 16<<20 || err == io.EOF {
+		p.last = p.n
+		p.report(p.n)
+	}
+	return n, err
+}
+
+// applyLayer writes one layer's entries under dir: files, directories,
+// links and devices with their modes and owners; .wh.NAME removes NAME and
+// .wh..wh..opq empties its directory (of what lower layers put there).
+func applyLayer(dir string, tr *tar.Reader) error {
+	type dirMeta struct {
+		path string
+		h    *tar.Header
+	}
+	var dirs []dirMeta
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name := path.Clean("/" + h.Name)
+		if name == "/" && h.Typeflag == tar.TypeDir {
+			continue
+		}
+		target := filepath.Join(dir, name)
+		parent, base := filepath.Split(target)
+		if base == ".wh..wh..opq" {
+			ents, _ := os.ReadDir(parent)
+			for _, e := range ents {
+				if err := os.RemoveAll(filepath.Join(parent, e.Name())); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if strings.HasPrefix(base, ".wh.") {
+			if err := os.RemoveAll(filepath.Join(parent, strings.TrimPrefix(base, ".wh."))); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return err
+		}
+		if fi, err := os.Lstat(target); err == nil && !(fi.IsDir() && h.Typeflag == tar.TypeDir) {
+			if err := os.RemoveAll(target); err != nil {
+				return err
+			}
+		}
+		mode := uint32(h.Mode & 0o7777)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.Mkdir(target, 0o755); err != nil && !os.IsExist(err) {
+				return err
+			}
+			dirs = append(dirs, dirMeta{target, h})
+			continue
+		case tar.TypeReg:
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		case tar.TypeSymlink:
+			if err := os.Symlink(h.Linkname, target); err != nil {
+				return err
+			}
+			if err := os.Lchown(target, h.Uid, h.Gid); err != nil {
+				return err
+			}
+			continue
+		case tar.TypeLink:
+			src := filepath.Join(dir, path.Clean("/"+h.Linkname))
+			if err := os.Link(src, target); err != nil {
+				return fmt.Errorf("%s: hard link to %s: %w", name, h.Linkname, err)
+			}
+			continue
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
+			if err := unix.Mknod(target, kind|mode, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		default:
+			continue // other entry types (PAX headers are read by tar)
+		}
+		if err := os.Lchown(target, h.Uid, h.Gid); err != nil {
+			return err
+		}
+		if err := unix.Chmod(target, mode); err != nil {
+			return err
+		}
+	}
+	// Directories last, so that writing into them did not change what the
+	// layer says of them.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		d := dirs[i]
+		if err := os.Lchown(d.path, d.h.Uid, d.h.Gid); err != nil {
+			return err
+		}
+		if err := unix.Chmod(d.path, uint32(d.h.Mode&0o7777)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bootedSlot waits for the boot-complete line after mark and returns
+// "SLOT VERSION".
+func bootedSlot(m *Machine, mark int) string {
+	m.t.Helper()
+	return m.WaitConsoleFrom(mark, `boot complete in [0-9.]+s \(slot (\w+, version \S+), `, 10*time.Minute)
+}
+
+// TestUpgradeAndRollback: A to B from an archive of another version (the
+// running image with a layer on top, as a Dockerfile FROM it makes), then B
+// to A with the original archive, then a rollback; the data of /home, /opt,
+// /var/lib/rancher, the user Docker's containers and the SSH host keys
+// survive each.
+func TestUpgradeAndRollback(t *testing.T) {
+	v := Version(t)
+	vb := v + "-b"
+	orig := OSImage(t)
+	derived := DeriveOSImage(t, orig, vb, OSRelease(vb))
+	key := NewKey(t)
+	m := New(t, Options{UserData: SeedConfig(key, ""), Disks: []string{derived, orig}})
+	m.Boot()
+	if got := bootedSlot(m, 0); got != "A, version "+v {
+		t.Fatalf("first boot: %s", got)
+	}
+	s := m.SSH("rancher", key, 5*time.Minute)
+	s.MustRun("echo home > /home/rancher/keep && sudo sh -c 'echo opt > /opt/keep && echo lib > /var/lib/rancher/keep'")
+	s.Eventually("docker info", 3*time.Minute, func(string) bool { return true })
+	if out, err := s.RunInput("docker load", bytes.NewReader(helloImage(t))); err != nil {
+		t.Fatalf("docker load: %v\n%s", err, out)
+	}
+	s.MustRun("docker create --name keep e2e/hello:1")
+	hostKey := s.MustRun("cat /var/lib/rancher/ssh/ssh_host_ed25519_key.pub")
+
+	check := func(t *testing.T, s *SSH, want string) {
+		t.Helper()
+		if out := strings.TrimSpace(s.MustRun("sudo ros os version")); out != want {
+			t.Errorf("ros os version: %q, want %q", out, want)
+		}
+		out := s.MustRun("cat /home/rancher/keep /opt/keep /var/lib/rancher/keep; cat /var/lib/rancher/ssh/ssh_host_ed25519_key.pub")
+		if !contains(out, "home\nopt\nlib\n") || !contains(out, strings.TrimSpace(hostKey)) {
+			t.Errorf("data after the switch: %q", out)
+		}
+		s.Eventually("docker ps -a --format '{{.Names}}'", 3*time.Minute, func(out string) bool { return contains(out, "keep") })
+	}
+
+	// A to B: the derived image on /dev/vdc.
+	upStart := time.Now()
+	out := s.MustRun("sudo ros os upgrade --no-reboot --file /dev/vdc")
+	t.Logf("ros os upgrade took %s:\n%s", time.Since(upStart).Round(time.Second), out)
+	if !contains(out, "version "+vb) || !contains(out, "slot B (version "+vb+") will be tried at the next boot") {
+		t.Fatalf("upgrade: %s", out)
+	}
+	list := s.MustRun("sudo ros os list")
+	if regexpLines(list, `B\s+`+regexp.QuoteMeta(vb)+`\s+-\s+-\s+yes\s+-\s+3`) == nil {
+		t.Errorf("ros os list before the reboot:\n%s", list)
+	}
+	mark := m.Mark()
+	s.Run("sudo ros reboot")
+	s.Close()
+	if got := bootedSlot(m, mark); got != "B, version "+vb {
+		t.Fatalf("after the upgrade: booted %s", got)
+	}
+	s = m.SSH("rancher", key, 5*time.Minute)
+	t.Run("A to B", func(t *testing.T) { check(t, s, vb) })
+
+	// B to A: the original archive on /dev/vdd.
+	mark = m.Mark()
+	out = s.MustRun("sudo ros os upgrade --file /dev/vdd")
+	if !contains(out, "slot A (version "+v+")") {
+		t.Fatalf("upgrade back: %s", out)
+	}
+	s.Close()
+	if got := bootedSlot(m, mark); got != "A, version "+v {
+		t.Fatalf("after the upgrade back: booted %s", got)
+	}
+	s = m.SSH("rancher", key, 5*time.Minute)
+	t.Run("B to A", func(t *testing.T) { check(t, s, v) })
+
+	// Rollback: B booted well before, so it is the other good slot.
+	list = s.MustRun("sudo ros os list")
+	if regexpLines(list, `B\s+`+regexp.QuoteMeta(vb)+`\s+-\s+-\s+-\s+yes`) == nil {
+		t.Errorf("ros os list: B is not shown good:\n%s", list)
+	}
+	mark = m.Mark()
+	s.Run("sudo ros os rollback")
+	s.Close()
+	if got := bootedSlot(m, mark); got != "B, version "+vb {
+		t.Fatalf("after the rollback: booted %s", got)
+	}
+	s = m.SSH("rancher", key, 5*time.Minute)
+	defer s.Close()
+	t.Run("rollback", func(t *testing.T) { check(t, s, vb) })
+}
+
+// TestBrokenUpgradeRollsBack: an image whose /sbin/init cannot run is
+// tried, fails its tries, and the node comes back on the old slot by
+// itself, with the failed attempt shown.
+func TestBrokenUpgradeRollsBack(t *testing.T) {
+	v := Version(t)
+	broken := DeriveOSImage(t, OSImage(t), v+"-broken", append(OSRelease(v+"-broken"),
+		File{Name: "usr/bin/ros", Mode: 0o755, Body: "this is not a program\n"}))
+	key := NewKey(t)
+	m := New(t, Options{UserData: SeedConfig(key, ""), Disks: []string{broken}})
+	m.Boot()
+	s := m.SSH("rancher", key, 5*time.Minute)
+	start := time.Now()
+	mark := m.Mark()
+	s.MustRun("sudo ros os upgrade --file /dev/vdc")
+	s.Close()
+	// Three tries of slot B, each ending in stage 1's failure and a reboot,
+	// then slot A.
+	m.WaitConsoleFrom(mark, `(?s)(ros: GRUB: booting slot B.*){3}ros: GRUB: booting slot A`, 10*time.Minute)
+	if !contains(m.Console()[mark:], "ros: stage 1 failed") {
+		t.Errorf("the broken slot's boots did not report stage 1's failure")
+	}
+	if got := bootedSlot(m, mark); got != "A, version "+v {
+		t.Fatalf("after the broken upgrade: booted %s", got)
+	}
+	t.Logf("back on slot A %s after the upgrade command", time.Since(start).Round(time.Second))
+	s = m.SSH("rancher", key, 5*time.Minute)
+	defer s.Close()
+	list := s.MustRun("sudo ros os list")
+	if regexpLines(list, `A\s+`+regexp.QuoteMeta(v)+`\s+yes\s+yes`) == nil || regexpLines(list, `B\s+.*\s0\s+yes`) == nil {
+		t.Errorf("ros os list after the rollback:\n%s", list)
+	}
+}
+
+// TestPowerCutDuringUpgrade pulls the plug at several points of `ros os
+// upgrade`: each time the node boots a good slot and SSH works; then the
+// upgrade, run whole, still works.
+func TestPowerCutDuringUpgrade(t *testing.T) {
+	v := Version(t)
+	vb := v + "-b"
+	derived := DeriveOSImage(t, OSImage(t), vb, OSRelease(vb))
+	key := NewKey(t)
+	m := New(t, Options{UserData: SeedConfig(key, ""), Disks: []string{derived}})
+	m.Boot()
+	s := m.SSH("rancher", key, 5*time.Minute)
+	for _, at := range []string{"writing slot B", " 50%", "slot B written in"} {
+		out, ok := s.RunUntil("sudo ros os upgrade --no-reboot --file /dev/vdc", 10*time.Minute, func(out string) bool { return contains(out, at) })
+		if !ok {
+			t.Fatalf("the upgrade did not reach %q:\n%s", at, out)
+		}
+		m.Kill()
+		s.Close()
+		mark := m.Mark()
+		m.Boot()
+		got := bootedSlot(m, mark)
+		if got != "A, version "+v && got != "B, version "+vb {
+			t.Fatalf("power cut at %q: booted %s", at, got)
+		}
+		s = m.SSH("rancher", key, 5*time.Minute)
+		t.Logf("power cut at %q: booted slot %s; ros os list:\n%s", at, got, s.MustRun("sudo ros os list"))
+		if got != "A, version "+v {
+			// The cut came after the slot was whole and GRUB was told to
+			// try it: a good outcome too, but the loop needs slot A running.
+			s.MustRun("sudo ros os rollback --no-reboot")
+			mark = m.Mark()
+			s.Run("sudo ros reboot")
+			s.Close()
+			if got := bootedSlot(m, mark); got != "A, version "+v {
+				t.Fatalf("rollback after the cut: booted %s", got)
+			}
+			s = m.SSH("rancher", key, 5*time.Minute)
+		}
+	}
+	mark := m.Mark()
+	s.MustRun("sudo ros os upgrade --file /dev/vdc")
+	s.Close()
+	if got := bootedSlot(m, mark); got != "B, version "+vb {
+		t.Fatalf("the whole upgrade after the cuts: booted %s", got)
+	}
+	s = m.SSH("rancher", key, 5*time.Minute)
+	s.Close()
+}
