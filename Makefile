@@ -17,7 +17,7 @@ DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-efi-amd64
 LDFLAGS := -s -w -X main.Version=$(VERSION)
 GOSRC := $(shell find cmd init system services config -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all deps build image os-image run test test-unit test-e2e bench clean FORCE
+.PHONY: all deps build image os-image iso run test test-unit test-e2e bench clean FORCE
 all: image
 
 deps:
@@ -72,10 +72,15 @@ os-image: out/rosos-os-$(VERSION).oci.tar
 out/rosos-os-$(VERSION).oci.tar: out/ros.img build/os-image.sh
 	build/os-image.sh $(VERSION)
 
+# A live ISO (UEFI) that boots the OS and installs it with ros install.
+iso: out/rosos.iso
+out/rosos.iso: out/ros.img build/mkiso.sh build/grub-live.cfg
+	build/mkiso.sh
+
 run: deps image
 	build/run.sh out/ros.img
 
-test: deps image os-image test-unit test-e2e
+test: deps image os-image iso test-unit test-e2e
 
 test-unit: out/version
 	$(GO) vet ./...
@@ -83,7 +88,7 @@ test-unit: out/version
 	$(GO) test ./...
 
 test-e2e:
-	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
+	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_ISO=$(CURDIR)/out/rosos.iso ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
 
 # Benchmarks: Go benchmarks of the hot paths, then the OS against a Debian
 # bookworm + systemd reference booted the same way (docs/performance.md).

@@ -69,6 +69,7 @@ func (a *API) Serve(ctx context.Context, path string) error {
 	mux.HandleFunc("GET /v1/os", a.osList)
 	mux.HandleFunc("POST /v1/os/upgrade", a.osUpgrade)
 	mux.HandleFunc("POST /v1/os/rollback", a.osRollback)
+	mux.HandleFunc("POST /v1/install", a.install)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -134,3 +134,44 @@ func osRollbackCmd() *cobra.Command {
 	c.Flags().BoolVar(&noReboot, "no-reboot", false, "do not reboot")
 	return c
 }
+
+func installCmd() *cobra.Command {
+	var req services.InstallRequest
+	var cloudConfig string
+	c := &cobra.Command{
+		Use:   "install --device DEV [--cloud-config FILE] [--no-reboot] [--force]",
+		Short: "Install the running OS (from the live ISO) onto a disk",
+		Long: `Partition and format DEV with the OS's layout (ESP, RANCHER_STATE with
+slot A, RANCHER_PERSISTENT), put the running OS in slot A and GRUB on the
+ESP, and store FILE as the installed node's cloud-config. A disk that has
+partitions or a file system is refused unless --force.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if cloudConfig != "" {
+				b, err := os.ReadFile(cloudConfig)
+				if err != nil {
+					return err
+				}
+				req.CloudConfig = b
+			}
+			body, err := client().Stream("POST", "/v1/install", req)
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			if err := services.ReadStream(body, os.Stdout); err != nil {
+				return err
+			}
+			if !req.NoReboot {
+				fmt.Println("rebooting")
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&req.Device, "device", "", "the disk to install to, such as /dev/vda")
+	c.Flags().StringVar(&cloudConfig, "cloud-config", "", "a #cloud-config file for the installed node")
+	c.Flags().BoolVar(&req.NoReboot, "no-reboot", false, "do not reboot after installing")
+	c.Flags().BoolVar(&req.Force, "force", false, "overwrite a disk that has partitions or a file system")
+	_ = c.MarkFlagRequired("device")
+	return c
+}

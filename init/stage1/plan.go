@@ -20,6 +20,10 @@ const (
 // Plan is what stage 1 decided from the kernel command line.
 type Plan struct {
 	Slot string // A or B: the slot image to mount
+	// State is the label of the file system holding the slots:
+	// RANCHER_STATE on an installed disk, the ISO's label on a live boot
+	// (ros.state=ROSOS_LIVE).
+	State string
 	// Persistent is the label of the persistent partition; "" keeps the
 	// writable state on tmpfs (a live boot, or ros.persistent=none).
 	Persistent string
@@ -29,7 +33,7 @@ type Plan struct {
 
 // ParseCmdline decides the plan from /proc/cmdline.
 func ParseCmdline(cmdline string) (Plan, error) {
-	p := Plan{Slot: "A", Persistent: LabelPersistent}
+	p := Plan{Slot: "A", State: LabelState, Persistent: LabelPersistent}
 	for _, f := range strings.Fields(cmdline) {
 		k, v, _ := strings.Cut(f, "=")
 		switch k {
@@ -38,6 +42,11 @@ func ParseCmdline(cmdline string) (Plan, error) {
 				return p, fmt.Errorf("kernel command line: ros.slot=%q: want A or B", v)
 			}
 			p.Slot = v
+		case "ros.state":
+			if v == "" {
+				return p, fmt.Errorf("kernel command line: ros.state= needs a label")
+			}
+			p.State = v
 		case "ros.persistent":
 			if v == "none" || v == "" {
 				p.Persistent = ""

@@ -10,11 +10,12 @@ func TestParseCmdline(t *testing.T) {
 		in   string
 		want Plan
 	}{
-		{"console=ttyS0", Plan{Slot: "A", Persistent: LabelPersistent}},
-		{"ros.slot=B quiet", Plan{Slot: "B", Persistent: LabelPersistent}},
+		{"console=ttyS0", Plan{Slot: "A", State: LabelState, Persistent: LabelPersistent}},
+		{"ros.slot=B quiet", Plan{Slot: "B", State: LabelState, Persistent: LabelPersistent}},
 		{"ros.slot=A ros.persistent=none rd.modules=e1000,,ahci rd.break",
-			Plan{Slot: "A", Modules: []string{"e1000", "ahci"}, Break: true}},
-		{"ros.persistent=MYDATA", Plan{Slot: "A", Persistent: "MYDATA"}},
+			Plan{Slot: "A", State: LabelState, Modules: []string{"e1000", "ahci"}, Break: true}},
+		{"ros.persistent=MYDATA", Plan{Slot: "A", State: LabelState, Persistent: "MYDATA"}},
+		{"ros.state=ROSOS_LIVE ros.persistent=none", Plan{Slot: "A", State: "ROSOS_LIVE"}},
 	}
 	for _, c := range cases {
 		got, err := ParseCmdline(c.in)

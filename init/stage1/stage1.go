@@ -135,11 +135,12 @@ func readList(path string) ([]string, error) {
 }
 
 func mountSlot(log *bootlog.Log, plan Plan) error {
-	state, err := blockdev.WaitLabel("/sys/class/block", "/dev", LabelState, diskWait)
+	state, err := blockdev.WaitLabel("/sys/class/block", "/dev", plan.State, diskWait)
 	if err != nil {
 		return err
 	}
-	if err := mount.Mount(state.Path, stateDir, "ext4", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+	// ext4 on a disk; ISO 9660 on a live boot from the ISO.
+	if err := mount.Mount(state.Path, stateDir, state.Type, unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
 		return err
 	}
 	image := filepath.Join(stateDir, plan.Slot)

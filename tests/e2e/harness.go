@@ -34,6 +34,9 @@ type Options struct {
 	// NICs adds this many network interfaces (eth1, eth2 ...) on isolated
 	// user-mode networks, for static addresses, VLANs, bridges and bonds.
 	NICs int
+	// CDROM, when set, is an ISO in the machine's CD-ROM drive (the live
+	// ISO); EjectCD takes it out.
+	CDROM string
 	// Disks are more raw disks, read-only, after the seeds (an OS image
 	// archive for ros os upgrade --file /dev/vdX).
 	Disks []string
@@ -135,6 +138,12 @@ func New(t *testing.T, opts Options) *Machine {
 	return m
 }
 
+// EjectCD takes the CD-ROM and the NoCloud seed out, for the next Boot.
+func (m *Machine) EjectCD() {
+	m.opts.CDROM = ""
+	m.seed = ""
+}
+
 // SetUserData writes the NoCloud seed's user data anew, for the next Boot.
 func (m *Machine) SetUserData(ud string) {
 	m.t.Helper()
@@ -211,6 +220,9 @@ func (m *Machine) Boot() {
 	for i := 1; i <= m.opts.NICs; i++ {
 		args = append(args, "-netdev", fmt.Sprintf("user,id=n%d,restrict=on,net=10.0.%d.0/24", i, 100+i),
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=n%d", i))
+	}
+	if m.opts.CDROM != "" {
+		args = append(args, "-cdrom", m.opts.CDROM)
 	}
 	for _, iso := range append([]string{m.seed, m.configDrive, m.oem}, m.opts.Disks...) {
 		if iso != "" {

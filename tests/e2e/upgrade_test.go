@@ -87,11 +87,12 @@ func TestUpgradeAndRollback(t *testing.T) {
 	s = m.SSH("rancher", key, 5*time.Minute)
 	t.Run("B to A", func(t *testing.T) { check(t, s, v) })
 
-	// Rollback: B booted well before, so it is the other good slot.
-	list = s.MustRun("sudo ros os list")
-	if regexpLines(list, `B\s+`+regexp.QuoteMeta(vb)+`\s+-\s+-\s+-\s+yes`) == nil {
-		t.Errorf("ros os list: B is not shown good:\n%s", list)
-	}
+	// Rollback: B booted well before, so it is the other good slot. A
+	// becomes the default once the boot assessment marks it good.
+	s.Eventually("sudo ros os list", 5*time.Minute, func(list string) bool {
+		return regexpLines(list, `A\s+`+regexp.QuoteMeta(v)+`\s+yes\s+yes\s+-\s+yes\s+3`) != nil &&
+			regexpLines(list, `B\s+`+regexp.QuoteMeta(vb)+`\s+-\s+-\s+-\s+yes`) != nil
+	})
 	mark = m.Mark()
 	s.Run("sudo ros os rollback")
 	s.Close()
@@ -147,8 +148,10 @@ func TestPowerCutDuringUpgrade(t *testing.T) {
 	m := New(t, Options{UserData: SeedConfig(key, ""), Disks: []string{derived}})
 	m.Boot()
 	s := m.SSH("rancher", key, 5*time.Minute)
-	for _, at := range []string{"writing slot B", " 50%", "slot B written in"} {
-		out, ok := s.RunUntil("sudo ros os upgrade --no-reboot --file /dev/vdc", 10*time.Minute, func(out string) bool { return contains(out, at) })
+	// Right as the slot's writing starts, half-way, and once it is whole.
+	for _, at := range []string{`writing slot B`, `\b[4-6]\d% `, `slot B written in`} {
+		re := regexp.MustCompile(at)
+		out, ok := s.RunUntil("sudo ros os upgrade --no-reboot --file /dev/vdc", 10*time.Minute, re.MatchString)
 		if !ok {
 			t.Fatalf("the upgrade did not reach %q:\n%s", at, out)
 		}
@@ -165,6 +168,10 @@ func TestPowerCutDuringUpgrade(t *testing.T) {
 		if got != "A, version "+v {
 			// The cut came after the slot was whole and GRUB was told to
 			// try it: a good outcome too, but the loop needs slot A running.
+			// B must first be marked good (the boot assessment).
+			s.Eventually("sudo ros os list", 5*time.Minute, func(list string) bool {
+				return regexpLines(list, `B\s+\S+\s+yes\s+yes`) != nil
+			})
 			s.MustRun("sudo ros os rollback --no-reboot")
 			mark = m.Mark()
 			s.Run("sudo ros reboot")
@@ -174,6 +181,10 @@ func TestPowerCutDuringUpgrade(t *testing.T) {
 			}
 			s = m.SSH("rancher", key, 5*time.Minute)
 		}
+		// Slot A marked good again (the boot assessment) before the next cut.
+		s.Eventually("sudo ros os list", 5*time.Minute, func(list string) bool {
+			return regexpLines(list, `A\s+`+regexp.QuoteMeta(v)+`\s+yes\s+yes\s+-\s+yes\s+3`) != nil
+		})
 	}
 	mark := m.Mark()
 	s.MustRun("sudo ros os upgrade --file /dev/vdc")

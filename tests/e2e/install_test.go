@@ -1,0 +1,71 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ISO is the live ISO under test (make iso).
+func ISO(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("ROS_ISO")
+	if p == "" {
+		t.Fatal("ROS_ISO is not set: run the end-to-end tests with `make test`")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("ROS_ISO: %v (build it with `make iso`)", err)
+	}
+	return p
+}
+
+// TestInstallFromISO boots the live ISO with a blank disk, installs to it
+// with a cloud-config, checks that a second install is refused without
+// --force, then boots the disk alone: the cloud-config is applied.
+func TestInstallFromISO(t *testing.T) {
+	blank := filepath.Join(t.TempDir(), "blank.img")
+	f, err := os.Create(blank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Truncate(blank, 8<<30); err != nil { // sparse: a blank 8 GiB disk
+		t.Fatal(err)
+	}
+	live, installed := NewKey(t), NewKey(t)
+	m := New(t, Options{Image: blank, CDROM: ISO(t), UserData: SeedConfig(live, "")})
+	m.Boot()
+	m.WaitConsole(`ros: GRUB: live boot`, 5*time.Minute)
+	s := m.SSH("rancher", live, 8*time.Minute)
+	cc := fmt.Sprintf("#cloud-config\nhostname: installed-node\nssh_authorized_keys:\n  - %s\n", installed.Authorized)
+	if _, err := s.RunInput("cat > /tmp/cc.yml", strings.NewReader(cc)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out := s.MustRun("sudo ros install --device /dev/vda --cloud-config /tmp/cc.yml --no-reboot")
+	t.Logf("ros install took %s:\n%s", time.Since(start).Round(time.Second), out)
+	if out, err := s.Run("sudo ros install --device /dev/vda --no-reboot"); err == nil || !contains(out, "/dev/vda is not blank: it has partitions") {
+		t.Errorf("a second install without --force: err %v\n%s", err, out)
+	}
+	s.Close()
+	m.Kill()
+	m.EjectCD()
+	mark := m.Mark()
+	m.Boot()
+	if got := bootedSlot(m, mark); got != "A, version "+Version(t) {
+		t.Fatalf("the installed disk booted %s", got)
+	}
+	s = m.SSH("rancher", installed, 5*time.Minute)
+	defer s.Close()
+	if h := strings.TrimSpace(s.MustRun("hostname")); h != "installed-node" {
+		t.Errorf("hostname %q, want installed-node from the install's cloud-config", h)
+	}
+	if out := s.MustRun("sudo ros os list"); regexpLines(out, `A\s+\S+\s+yes\s+yes`) == nil {
+		t.Errorf("ros os list on the installed disk:\n%s", out)
+	}
+}
