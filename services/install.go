@@ -200,16 +200,7 @@ func (a *API) install(w http.ResponseWriter, r *http.Request) {
 		fail(w, fmt.Errorf("request: %w", err))
 		return
 	}
-	fl, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(http.StatusOK)
-	out := flushWriter{w, fl}
-	if err := Install(context.WithoutCancel(r.Context()), req, out); err != nil {
-		_ = json.NewEncoder(out).Encode(map[string]string{"error": err.Error()})
-		return
-	}
-	_ = json.NewEncoder(out).Encode(map[string]string{"ok": req.Device})
-	if !req.NoReboot {
-		go rebootSoon()
-	}
+	streamOp(w, req.NoReboot, func(out io.Writer) (string, error) {
+		return req.Device, Install(context.WithoutCancel(r.Context()), req, out)
+	})
 }

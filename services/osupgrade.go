@@ -63,24 +63,7 @@ func RunningSlot() string {
 var osMu sync.Mutex
 
 // withESP mounts the ESP, runs f with the grubenv path, and unmounts.
-func withESP(f func(envPath string) error) error {
-	devs, err := blockdev.List("/sys/class/block", "/dev")
-	if err != nil {
-		return err
-	}
-	esp, err := blockdev.FindLabel(devs, "RANCHER_EFI")
-	if err != nil {
-		return err
-	}
-	if err := mount.Mount(esp.Path, espDir, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "iocharset=ascii,codepage=437"); err != nil {
-		return err
-	}
-	defer func() {
-		unix.Sync()
-		_ = unix.Unmount(espDir, 0)
-	}()
-	return f(filepath.Join(espDir, grubenv.Path))
-}
+func withESP(f func(envPath string) error) error { return grubenv.OnESP(espDir, f) }
 
 // changeEnv reads the grubenv, changes it with f and writes it back.
 func changeEnv(f func(grubenv.Env) error) error {
@@ -333,27 +316,34 @@ func (fw flushWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// osUpgrade streams progress lines; the last line is a JSON object with
-// "ok" or "error".
+// streamOp runs op, sending its progress lines as they come; the last line
+// is a JSON object with "ok" or "error". On success, it reboots unless
+// noReboot.
+func streamOp(w http.ResponseWriter, noReboot bool, op func(out io.Writer) (string, error)) {
+	fl, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	out := flushWriter{w, fl}
+	res, err := op(out)
+	if err != nil {
+		_ = json.NewEncoder(out).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	_ = json.NewEncoder(out).Encode(map[string]string{"ok": res})
+	if !noReboot {
+		go rebootSoon()
+	}
+}
+
 func (a *API) osUpgrade(w http.ResponseWriter, r *http.Request) {
 	var req UpgradeRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		fail(w, fmt.Errorf("request: %w", err))
 		return
 	}
-	fl, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(http.StatusOK)
-	out := flushWriter{w, fl}
-	slot, err := Upgrade(context.WithoutCancel(r.Context()), req, out)
-	if err != nil {
-		_ = json.NewEncoder(out).Encode(map[string]string{"error": err.Error()})
-		return
-	}
-	_ = json.NewEncoder(out).Encode(map[string]string{"ok": slot})
-	if !req.NoReboot {
-		go rebootSoon()
-	}
+	streamOp(w, req.NoReboot, func(out io.Writer) (string, error) {
+		return Upgrade(context.WithoutCancel(r.Context()), req, out)
+	})
 }
 
 func (a *API) osRollback(w http.ResponseWriter, r *http.Request) {

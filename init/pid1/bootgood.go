@@ -3,13 +3,8 @@ package pid1
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/rosos/ros/system/blockdev"
 	"github.com/rosos/ros/system/grubenv"
-	"github.com/rosos/ros/system/mount"
 )
 
 // DefaultTries is how many boots a slot gets before GRUB gives up on it.
@@ -55,22 +50,4 @@ func markGood(slot string) error {
 }
 
 // withEnv mounts the ESP and runs f with the grubenv's path.
-func withEnv(f func(path string) error) error {
-	devs, err := blockdev.List("/sys/class/block", "/dev")
-	if err != nil {
-		return err
-	}
-	esp, err := blockdev.FindLabel(devs, "RANCHER_EFI")
-	if err != nil {
-		return err
-	}
-	dir := "/run/ros/efi"
-	if err := mount.Mount(esp.Path, dir, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "iocharset=ascii,codepage=437"); err != nil {
-		return err
-	}
-	defer func() {
-		unix.Sync()
-		_ = unix.Unmount(dir, 0)
-	}()
-	return f(filepath.Join(dir, grubenv.Path))
-}
+func withEnv(f func(path string) error) error { return grubenv.OnESP("/run/ros/efi", f) }
