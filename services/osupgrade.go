@@ -146,9 +146,11 @@ func squashfsVersion(image string) string {
 
 // UpgradeRequest is POST /v1/os/upgrade.
 type UpgradeRequest struct {
-	File     string `json:"file"` // an OCI image archive: a file or a block device
-	Force    bool   `json:"force,omitempty"`
-	NoReboot bool   `json:"no_reboot,omitempty"`
+	File      string `json:"file,omitempty"`  // an OCI image archive: a file or a block device
+	Image     string `json:"image,omitempty"` // or an image in a registry, pulled through system containerd
+	PlainHTTP bool   `json:"plain_http,omitempty"`
+	Force     bool   `json:"force,omitempty"`
+	NoReboot  bool   `json:"no_reboot,omitempty"`
 }
 
 // archiveSize is the size of a file or a block device.
@@ -342,7 +344,22 @@ func (a *API) osUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	streamOp(w, req.NoReboot, func(out io.Writer) (string, error) {
-		return Upgrade(context.WithoutCancel(r.Context()), req, out)
+		ctx := context.WithoutCancel(r.Context())
+		if req.File == "" && req.Image == "" && a.Node != nil {
+			req.Image = a.Node.Config().Rancher.Upgrade.Image // rancher.upgrade.image, as in v1
+		}
+		if (req.File == "") == (req.Image == "") {
+			return "", fmt.Errorf("give the OS image as --file ARCHIVE or --image REF (one of them)")
+		}
+		if req.Image != "" {
+			path, cleanup, err := pullArchive(ctx, a.M.Runner.Client, req.Image, req.PlainHTTP, out)
+			if err != nil {
+				return "", err
+			}
+			defer cleanup()
+			req.File = path
+		}
+		return Upgrade(ctx, req, out)
 	})
 }
 

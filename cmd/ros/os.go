@@ -77,23 +77,26 @@ func osListCmd() *cobra.Command {
 func osUpgradeCmd() *cobra.Command {
 	var req services.UpgradeRequest
 	c := &cobra.Command{
-		Use:   "upgrade --file ARCHIVE [--no-reboot] [--force]",
+		Use:   "upgrade --file ARCHIVE | --image REF [--no-reboot] [--force]",
 		Short: "Write an OS image into the other slot, try it at the next boot, and reboot",
 		Long: `Write the OS image in ARCHIVE (an OCI image archive, as make os-image writes;
-a file or a block device) into the slot that is not running, check every
+a file or a block device), or REF pulled from a registry through system
+containerd, into the slot that is not running, check every
 digest, and make GRUB try it at the next boot, up to 3 times. If it does not
 boot well, GRUB goes back to the running slot by itself. The running slot and
 the boot environment are not changed until the new slot is complete.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if req.File == "" {
-				return fmt.Errorf("give the image with --file ARCHIVE (pulling --image from a registry is not built yet)")
+			if req.File != "" && req.Image != "" {
+				return fmt.Errorf("give the OS image as --file ARCHIVE or --image REF, not both")
 			}
-			p, err := filepath.Abs(req.File)
-			if err != nil {
-				return err
+			if req.File != "" {
+				p, err := filepath.Abs(req.File)
+				if err != nil {
+					return err
+				}
+				req.File = p
 			}
-			req.File = p
 			body, err := client().Stream("POST", "/v1/os/upgrade", req)
 			if err != nil {
 				return err
@@ -111,6 +114,8 @@ the boot environment are not changed until the new slot is complete.`,
 		},
 	}
 	c.Flags().StringVar(&req.File, "file", "", "OCI image archive of the OS (a file or a block device)")
+	c.Flags().StringVar(&req.Image, "image", "", "the OS image in a registry (rosos/os:v1.3.0, registry.example:5000/os:v1)")
+	c.Flags().BoolVar(&req.PlainHTTP, "plain-http", false, "talk to the registry over plain HTTP (a registry without TLS)")
 	c.Flags().BoolVar(&req.NoReboot, "no-reboot", false, "do not reboot after writing the slot")
 	c.Flags().BoolVar(&req.Force, "force", false, "write the image even if it is the running version")
 	return c

@@ -138,6 +138,28 @@ func Open(r io.ReaderAt, size int64) (*Archive, error) {
 		}
 	}
 	if desc == nil {
+		// An index of platforms (a multi-arch image, as containerd exports
+		// one): look inside it.
+		for _, d := range idx.Manifests {
+			if d.MediaType != mtIndex && d.MediaType != "application/vnd.docker.distribution.manifest.list.v2+json" {
+				continue
+			}
+			var inner index
+			if err := a.readJSON(blobName(d.Digest), d.Digest, &inner); err != nil {
+				return nil, fmt.Errorf("image index: %w", err)
+			}
+			for i, m := range inner.Manifests {
+				if (m.MediaType == mtManifest || m.MediaType == mtDockerMan) && m.Platform != nil && m.Platform.Architecture == "amd64" && m.Platform.OS == "linux" {
+					desc = &inner.Manifests[i]
+					break
+				}
+			}
+			if desc != nil {
+				break
+			}
+		}
+	}
+	if desc == nil {
 		return nil, errors.New("the archive's index has no image manifest for linux/amd64")
 	}
 	var man manifest

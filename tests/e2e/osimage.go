@@ -10,10 +10,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
+	"net"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // OSImage is the OS image archive of the image under test (make os-image).
@@ -151,4 +159,29 @@ func must(t *testing.T, err error) {
 func OSRelease(version string) []File {
 	body := fmt.Sprintf("NAME=\"rosos\"\nID=rosos\nID_LIKE=rancheros\nVERSION=%q\nVERSION_ID=%q\nPRETTY_NAME=\"rosos %s\"\n", version, version, version)
 	return []File{{Name: "etc/os-release", Body: body}, {Name: "usr/share/ros/os-release", Body: body}}
+}
+
+// ServeRegistry serves an in-memory registry on a free port of 127.0.0.1
+// (the guest's 10.0.2.2) holding the OS image archive at repo:tag, and
+// returns the port.
+func ServeRegistry(t *testing.T, repoTag, archivePath string) int {
+	t.Helper()
+	dir := t.TempDir()
+	run(t, "tar", "-xf", archivePath, "-C", dir)
+	idx, err := layout.ImageIndexFromPath(dir)
+	must(t, err)
+	im, err := idx.IndexManifest()
+	must(t, err)
+	img, err := idx.Image(im.Manifests[0].Digest)
+	must(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	port := l.Addr().(*net.TCPAddr).Port
+	tag, err := name.NewTag(fmt.Sprintf("127.0.0.1:%d/%s", port, repoTag), name.Insecure)
+	must(t, err)
+	must(t, remote.Write(tag, img))
+	return port
 }

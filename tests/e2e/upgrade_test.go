@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -157,9 +158,8 @@ func TestPowerCutDuringUpgrade(t *testing.T) {
 		}
 		m.Kill()
 		s.Close()
-		mark := m.Mark()
-		m.Boot()
-		got := bootedSlot(m, mark)
+		m.Boot() // the console starts anew with each Boot
+		got := bootedSlot(m, 0)
 		if got != "A, version "+v && got != "B, version "+vb {
 			t.Fatalf("power cut at %q: booted %s", at, got)
 		}
@@ -173,7 +173,7 @@ func TestPowerCutDuringUpgrade(t *testing.T) {
 				return regexpLines(list, `B\s+\S+\s+yes\s+yes`) != nil
 			})
 			s.MustRun("sudo ros os rollback --no-reboot")
-			mark = m.Mark()
+			mark := m.Mark()
 			s.Run("sudo ros reboot")
 			s.Close()
 			if got := bootedSlot(m, mark); got != "A, version "+v {
@@ -194,4 +194,33 @@ func TestPowerCutDuringUpgrade(t *testing.T) {
 	}
 	s = m.SSH("rancher", key, 5*time.Minute)
 	s.Close()
+}
+
+// TestUpgradeFromRegistry: ros os upgrade --image pulls the OS image from a
+// registry (one this test serves, which the guest reaches at 10.0.2.2)
+// through system containerd.
+func TestUpgradeFromRegistry(t *testing.T) {
+	v := Version(t)
+	vr := v + "-r"
+	archivePath := DeriveOSImage(t, OSImage(t), vr, OSRelease(vr))
+	port := ServeRegistry(t, "rosos/os:"+vr, archivePath)
+	key := NewKey(t)
+	m := New(t, Options{UserData: SeedConfig(key, "")})
+	m.Boot()
+	s := m.SSH("rancher", key, 5*time.Minute)
+	ref := fmt.Sprintf("10.0.2.2:%d/rosos/os:%s", port, vr)
+	out := s.MustRun("sudo ros os upgrade --no-reboot --plain-http --image " + ref)
+	t.Logf("ros os upgrade --image:\n%s", out)
+	if !contains(out, "pulled "+ref) || !contains(out, "slot B (version "+vr+") will be tried") {
+		t.Fatalf("upgrade from the registry: %s", out)
+	}
+	if out, err := s.Run("sudo ros os upgrade --no-reboot --plain-http --image " + fmt.Sprintf("10.0.2.2:%d/rosos/nothing:1", port)); err == nil || !contains(out, "pull") {
+		t.Errorf("a missing image: err %v\n%s", err, out)
+	}
+	mark := m.Mark()
+	s.Run("sudo ros reboot")
+	s.Close()
+	if got := bootedSlot(m, mark); got != "B, version "+vr {
+		t.Fatalf("after the upgrade from the registry: booted %s", got)
+	}
 }
