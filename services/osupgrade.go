@@ -239,7 +239,7 @@ func Upgrade(ctx context.Context, req UpgradeRequest, out io.Writer) (string, er
 	})
 	if err != nil {
 		_ = os.RemoveAll(tmp)
-		return "", fmt.Errorf("slot %s: %w (the running slot and the boot environment are unchanged)", passive, err)
+		return "", fmt.Errorf("slot %s: %w (slot %s, running, stays the default; slot %s is left empty)", passive, err, running, passive)
 	}
 	for _, p := range []string{"boot/vmlinuz", "boot/initrd", "usr/sbin/init", "etc/os-release"} {
 		if _, err := os.Lstat(filepath.Join(tmp, p)); err != nil {

@@ -74,16 +74,20 @@ type Machine struct {
 }
 
 // Image is the disk image under test.
-func Image(t *testing.T) string {
+func Image(t *testing.T) string { return builtFile(t, "ROS_IMAGE", "make image") }
+
+// builtFile is the build output the environment variable env names (make
+// test sets it); the test fails saying how to build it when it is missing.
+func builtFile(t *testing.T, env, target string) string {
 	t.Helper()
-	img := os.Getenv("ROS_IMAGE")
-	if img == "" {
-		t.Fatal("ROS_IMAGE is not set: run the end-to-end tests with `make test`")
+	p := os.Getenv(env)
+	if p == "" {
+		t.Fatalf("%s is not set: run the end-to-end tests with `make test`", env)
 	}
-	if _, err := os.Stat(img); err != nil {
-		t.Fatalf("ROS_IMAGE: %v (build it with `make image`)", err)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s: %v (build it with `%s`)", env, err, target)
 	}
-	return img
+	return p
 }
 
 // Version is the OS version the image was built with (for image names).

@@ -12,17 +12,7 @@ import (
 )
 
 // ISO is the live ISO under test (make iso).
-func ISO(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("ROS_ISO")
-	if p == "" {
-		t.Fatal("ROS_ISO is not set: run the end-to-end tests with `make test`")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("ROS_ISO: %v (build it with `make iso`)", err)
-	}
-	return p
-}
+func ISO(t *testing.T) string { return builtFile(t, "ROS_ISO", "make iso") }
 
 // TestInstallFromISO boots the live ISO with a blank disk, installs to it
 // with a cloud-config, checks that a second install is refused without

@@ -25,17 +25,7 @@ import (
 )
 
 // OSImage is the OS image archive of the image under test (make os-image).
-func OSImage(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("ROS_OS_IMAGE")
-	if p == "" {
-		t.Fatal("ROS_OS_IMAGE is not set: run the end-to-end tests with `make test`")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("ROS_OS_IMAGE: %v (build it with `make os-image`)", err)
-	}
-	return p
-}
+func OSImage(t *testing.T) string { return builtFile(t, "ROS_OS_IMAGE", "make os-image") }
 
 // File is a file a derived image adds.
 type File struct {
