@@ -33,21 +33,40 @@ type serviceState struct {
 
 func serviceStates(t *testing.T, s *SSH) map[string]serviceState {
 	t.Helper()
-	out := s.MustRun("sudo ros service list -o json 2>/dev/null")
+	m, err := readServiceStates(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// readServiceStates asks the service manager for its services' states; it
+// fails while the manager is not answering (being restarted).
+func readServiceStates(s *SSH) (map[string]serviceState, error) {
+	out, err := s.Run("sudo ros service list -o json 2>/dev/null")
+	if err != nil {
+		return nil, fmt.Errorf("ros service list -o json: %v\n%s", err, out)
+	}
 	var r struct{ Services []serviceState }
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("ros service list -o json: %v\n%s", err, out)
+		return nil, fmt.Errorf("ros service list -o json: %v\n%s", err, out)
 	}
 	m := map[string]serviceState{}
 	for _, st := range r.Services {
 		m[st.Name] = st
 	}
-	return m
+	return m, nil
 }
 
+// allRunning reports whether the manager answers and says every one of
+// names is running.
 func allRunning(t *testing.T, s *SSH, names ...string) func(string) bool {
 	return func(string) bool {
-		st := serviceStates(t, s)
+		st, err := readServiceStates(s)
+		if err != nil {
+			t.Log(err)
+			return false
+		}
 		for _, n := range names {
 			if st[n].State != "running" {
 				return false
@@ -212,7 +231,9 @@ func TestServicesOverSSH(t *testing.T) {
 		before := serviceStates(t, s)
 		s.MustRun("sudo pkill -9 -f '^/usr/bin/ros service-manager'")
 		time.Sleep(3 * time.Second)
-		s.Eventually("sudo ros service list", 2*time.Minute, func(out string) bool { return strings.Contains(out, "console") })
+		// The manager answers while it is still adopting; wait until it
+		// reports every default service running, then compare the pids.
+		s.Eventually("sudo ros service list", 2*time.Minute, allRunning(t, s, defaultServices...))
 		after := serviceStates(t, s)
 		for _, n := range defaultServices {
 			if after[n].State != "running" || after[n].Pid != before[n].Pid {
