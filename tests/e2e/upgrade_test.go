@@ -18,21 +18,21 @@ func bootedSlot(m *Machine, mark int) string {
 	return m.WaitConsoleFrom(mark, `boot complete in [0-9.]+s \(slot (\w+, version \S+), `, 10*time.Minute)
 }
 
-// TestUpgradeAndRollback: A to B with `ros os upgrade --image`, pulling
-// another version (the running image with a layer on top, as a Dockerfile
-// FROM it makes) from a registry this test serves, which the guest reaches
-// at 10.0.2.2, through system containerd; then B to A with the original
-// archive (`--file`); then a rollback. The data of /home, /opt,
-// /var/lib/rancher, the user Docker's containers and the SSH host keys
-// survive each.
+// TestUpgradeAndRollback: A to B from an archive of another version (the
+// running image with a layer on top, as a Dockerfile FROM it makes), given
+// as a disk (`--file`); then B to A with `--image`, pulling the original
+// version from a registry this test serves (the guest reaches it at
+// 10.0.2.2) through system containerd; then a rollback. The data of /home,
+// /opt, /var/lib/rancher, the user Docker's containers and the SSH host
+// keys survive each.
 func TestUpgradeAndRollback(t *testing.T) {
 	v := Version(t)
 	vb := v + "-b"
 	orig := OSImage(t)
 	derived := DeriveOSImage(t, orig, vb, OSRelease(vb))
-	port := ServeRegistry(t, "rosos/os:"+vb, derived)
+	port := ServeRegistry(t, "rosos/os:"+v, orig)
 	key := NewKey(t)
-	m := New(t, Options{UserData: SeedConfig(key, ""), Disks: []string{orig}})
+	m := New(t, Options{UserData: SeedConfig(key, ""), Disks: []string{derived}})
 	m.Boot()
 	if got := bootedSlot(m, 0); got != "A, version "+v {
 		t.Fatalf("first boot: %s", got)
@@ -58,16 +58,11 @@ func TestUpgradeAndRollback(t *testing.T) {
 		s.Eventually("docker ps -a --format '{{.Names}}'", 3*time.Minute, func(out string) bool { return contains(out, "keep") })
 	}
 
-	// A to B: the derived image from the registry.
-	registry := fmt.Sprintf("10.0.2.2:%d", port)
-	if out, err := s.Run("sudo ros os upgrade --no-reboot --plain-http --image " + registry + "/rosos/nothing:1"); err == nil || !contains(out, "pull") {
-		t.Errorf("upgrade from a missing image: err %v\n%s", err, out)
-	}
-	ref := registry + "/rosos/os:" + vb
+	// A to B: the derived image on /dev/vdc.
 	upStart := time.Now()
-	out := s.MustRun("sudo ros os upgrade --no-reboot --plain-http --image " + ref)
-	t.Logf("ros os upgrade --image took %s:\n%s", time.Since(upStart).Round(time.Second), out)
-	if !contains(out, "pulled "+ref) || !contains(out, "version "+vb) || !contains(out, "slot B (version "+vb+") will be tried at the next boot") {
+	out := s.MustRun("sudo ros os upgrade --no-reboot --file /dev/vdc")
+	t.Logf("ros os upgrade took %s:\n%s", time.Since(upStart).Round(time.Second), out)
+	if !contains(out, "version "+vb) || !contains(out, "slot B (version "+vb+") will be tried at the next boot") {
 		t.Fatalf("upgrade: %s", out)
 	}
 	list := s.MustRun("sudo ros os list")
@@ -83,11 +78,18 @@ func TestUpgradeAndRollback(t *testing.T) {
 	s = m.SSH("rancher", key, 5*time.Minute)
 	t.Run("A to B", func(t *testing.T) { check(t, s, vb) })
 
-	// B to A: the original archive on /dev/vdc.
+	// B to A: the original version from the registry.
+	registry := fmt.Sprintf("10.0.2.2:%d", port)
+	if out, err := s.Run("sudo ros os upgrade --no-reboot --plain-http --image " + registry + "/rosos/nothing:1"); err == nil || !contains(out, "pull") {
+		t.Errorf("upgrade from a missing image: err %v\n%s", err, out)
+	}
+	ref := registry + "/rosos/os:" + v
 	mark = m.Mark()
-	out = s.MustRun("sudo ros os upgrade --file /dev/vdc")
-	if !contains(out, "slot A (version "+v+")") {
-		t.Fatalf("upgrade back: %s", out)
+	upStart = time.Now()
+	out = s.MustRun("sudo ros os upgrade --plain-http --image " + ref)
+	t.Logf("ros os upgrade --image took %s:\n%s", time.Since(upStart).Round(time.Second), out)
+	if !contains(out, "pulled "+ref) || !contains(out, "slot A (version "+v+")") {
+		t.Fatalf("upgrade back from the registry: %s", out)
 	}
 	s.Close()
 	if got := bootedSlot(m, mark); got != "A, version "+v {
