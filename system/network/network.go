@@ -26,10 +26,16 @@ import (
 // Match finds the configuration of the interface name with hardware
 // address mac: an entry with its exact name wins, then one that says
 // mac=ADDR, then the first glob (eth*) in name order. It returns the key
-// that matched.
-func Match(ifaces map[string]config.Interface, name, mac string) (config.Interface, string, bool) {
+// that matched. A VLAN interface (vlan true) is matched by its exact name
+// only: it has its parent's hardware address and, named PARENT.ID, its
+// parent's prefix too, so neither mac= nor a glob meant for the parent
+// should configure it.
+func Match(ifaces map[string]config.Interface, name, mac string, vlan bool) (config.Interface, string, bool) {
 	if c, ok := ifaces[name]; ok {
 		return c, name, true
+	}
+	if vlan {
+		return config.Interface{}, "", false
 	}
 	for k, c := range ifaces {
 		if m, ok := strings.CutPrefix(k, "mac="); ok && mac != "" && strings.EqualFold(m, mac) {
@@ -50,6 +56,12 @@ func Match(ifaces map[string]config.Interface, name, mac string) (config.Interfa
 		}
 	}
 	return config.Interface{}, "", false
+}
+
+// matchLink is Match for a link of the kernel's.
+func matchLink(ifaces map[string]config.Interface, l netlink.Link) (config.Interface, string, bool) {
+	attrs := l.Attrs()
+	return Match(ifaces, attrs.Name, attrs.HardwareAddr.String(), l.Type() == "vlan")
 }
 
 // ResolvConf renders /etc/resolv.conf.
@@ -102,7 +114,7 @@ func (c *Configurator) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		ic, key, ok := Match(c.Config.Interfaces, attrs.Name, attrs.HardwareAddr.String())
+		ic, key, ok := matchLink(c.Config.Interfaces, l)
 		if !ok {
 			continue
 		}

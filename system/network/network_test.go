@@ -16,16 +16,25 @@ func TestMatch(t *testing.T) {
 		"mac=52:54:00:12:34:99": {MTU: 9000},
 		"ens*":                  {MTU: 1400},
 	}
-	for _, c := range []struct{ name, mac, key string }{
-		{"eth0", "52:54:00:12:34:56", "eth*"},
-		{"eth1", "52:54:00:12:34:57", "eth1"},
-		{"eth2", "52:54:00:12:34:99", "mac=52:54:00:12:34:99"},
-		{"ens3", "", "ens*"},
-		{"wlan0", "", ""},
+	ifaces["eth2.200"] = config.Interface{Address: "10.2.0.5/24"}
+	for _, c := range []struct {
+		name, mac string
+		vlan      bool
+		key       string
+	}{
+		{"eth0", "52:54:00:12:34:56", false, "eth*"},
+		{"eth1", "52:54:00:12:34:57", false, "eth1"},
+		{"eth2", "52:54:00:12:34:99", false, "mac=52:54:00:12:34:99"},
+		{"ens3", "", false, "ens*"},
+		{"wlan0", "", false, ""},
+		// VLANs: their parent's MAC and prefix, matched by exact name only.
+		{"eth2.100", "52:54:00:12:34:99", true, ""},
+		{"eth0.100", "52:54:00:12:34:56", true, ""},
+		{"eth2.200", "52:54:00:12:34:99", true, "eth2.200"},
 	} {
-		_, key, ok := Match(ifaces, c.name, c.mac)
+		_, key, ok := Match(ifaces, c.name, c.mac, c.vlan)
 		if key != c.key || ok != (c.key != "") {
-			t.Errorf("Match(%s, %s) = %q %v, want %q", c.name, c.mac, key, ok, c.key)
+			t.Errorf("Match(%s, %s, vlan %v) = %q %v, want %q", c.name, c.mac, c.vlan, key, ok, c.key)
 		}
 	}
 }

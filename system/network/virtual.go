@@ -129,7 +129,7 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 	}
 	for _, l := range links {
 		attrs := l.Attrs()
-		ic, _, ok := Match(c.Config.Interfaces, attrs.Name, attrs.HardwareAddr.String())
+		ic, _, ok := matchLink(c.Config.Interfaces, l)
 		if !ok {
 			continue
 		}
