@@ -19,6 +19,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/rosos/ros/config"
 )
@@ -137,8 +138,26 @@ func (c *Configurator) Run(ctx context.Context) error {
 	return nil
 }
 
-// static sets the MTU, brings the link up and adds the static addresses
-// and gateways.
+// stale returns the addresses of have that an earlier configuration set
+// and want no longer has: permanent (not a DHCP lease or SLAAC, which
+// expire), of global scope (not link-local), not in want.
+func stale(have []netlink.Addr, want []*netlink.Addr) []netlink.Addr {
+	keep := map[string]bool{}
+	for _, a := range want {
+		keep[a.IPNet.String()] = true
+	}
+	var out []netlink.Addr
+	for _, a := range have {
+		if a.IPNet == nil || a.Flags&unix.IFA_F_PERMANENT == 0 || a.Scope != int(netlink.SCOPE_UNIVERSE) || keep[a.IPNet.String()] {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// static sets the MTU, brings the link up, adds the static addresses and
+// gateways, and removes the static addresses the config no longer has.
 func (c *Configurator) static(l netlink.Link, ic config.Interface) error {
 	var errs []error
 	if ic.MTU > 0 {
@@ -153,16 +172,33 @@ func (c *Configurator) static(l netlink.Link, ic config.Interface) error {
 	if ic.Address != "" {
 		addrs = append([]string{ic.Address}, addrs...)
 	}
+	var want []*netlink.Addr
+	unparsed := false
 	for _, a := range addrs {
 		addr, err := netlink.ParseAddr(a)
 		if err != nil {
+			unparsed = true
 			errs = append(errs, fmt.Errorf("address %q: want an address with its prefix length, such as 10.0.0.5/24", a))
 			continue
 		}
+		want = append(want, addr)
 		if err := netlink.AddrReplace(l, addr); err != nil {
 			errs = append(errs, fmt.Errorf("address %s: %w", a, err))
 		} else {
 			c.Logf("%s: address %s", l.Attrs().Name, a)
+		}
+	}
+	if !unparsed { // with an address that did not parse, keep what is there
+		have, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list addresses: %w", err))
+		}
+		for _, a := range stale(have, want) {
+			if err := netlink.AddrDel(l, &a); err != nil {
+				errs = append(errs, fmt.Errorf("remove address %s: %w", a.IPNet, err))
+			} else {
+				c.Logf("%s: address %s removed (no longer configured)", l.Attrs().Name, a.IPNet)
+			}
 		}
 	}
 	for _, gw := range []string{ic.Gateway, ic.GatewayIPv6} {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/rosos/ros/config"
 )
@@ -70,5 +71,39 @@ func TestPlanVirtual(t *testing.T) {
 	}
 	if _, err := bond("b", map[string]string{"mode": "fastest", "arp_ip": "x"}); err == nil || !strings.Contains(err.Error(), "fastest") || !strings.Contains(err.Error(), "arp_ip") {
 		t.Fatalf("bad options: %v", err)
+	}
+}
+
+func TestStale(t *testing.T) {
+	addr := func(s string, flags, scope int) netlink.Addr {
+		a, err := netlink.ParseAddr(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Flags, a.Scope = flags, scope
+		return *a
+	}
+	const perm = unix.IFA_F_PERMANENT
+	global, link := int(netlink.SCOPE_UNIVERSE), int(netlink.SCOPE_LINK)
+	have := []netlink.Addr{
+		addr("10.0.0.5/24", perm, global),   // still configured
+		addr("10.0.0.6/24", perm, global),   // removed from the config
+		addr("10.0.0.7/16", perm, global),   // same address, other prefix: removed
+		addr("10.0.2.15/24", 0, global),     // a DHCP lease
+		addr("fe80::1/64", perm, link),      // link-local
+		addr("fd00::9/64", perm, global),    // removed
+		addr("fd00::1:2/64", 0x100, global), // SLAAC (not permanent)
+	}
+	want := []*netlink.Addr{}
+	for _, s := range []string{"10.0.0.5/24", "10.0.0.7/24"} {
+		a, _ := netlink.ParseAddr(s)
+		want = append(want, a)
+	}
+	var got []string
+	for _, a := range stale(have, want) {
+		got = append(got, a.IPNet.String())
+	}
+	if strings.Join(got, " ") != "10.0.0.6/24 10.0.0.7/16 fd00::9/64" {
+		t.Errorf("stale: %v", got)
 	}
 }

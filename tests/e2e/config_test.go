@@ -64,8 +64,8 @@ rancher:
 
 // TestCloudConfigNoCloud: a NoCloud seed's hostname, keys, write_files,
 // bootcmd, runcmd, sysctl, a static address on a second NIC, a VLAN, a
-// bridge and a bond are applied; ros config set changes DNS and the host
-// name live, --dry-run changes nothing, a bad value is refused naming the
+// bridge and a bond are applied; ros config set changes DNS, an address
+// (the old one goes) and the host name live, --dry-run changes nothing, a bad value is refused naming the
 // key, services_include starts and stops a service; what was set survives
 // a reboot; and a bad seed document at the next boot is reported and
 // skipped, the node answering SSH with the earlier key.
@@ -141,6 +141,13 @@ func TestCloudConfigNoCloud(t *testing.T) {
 		if out := s.MustRun("sudo ros config get rancher.network.dns.nameservers"); !contains(out, "9.9.9.9") {
 			t.Errorf("get: %s", out)
 		}
+	})
+	t.Run("change an address live", func(t *testing.T) {
+		s.MustRun("sudo ros config set rancher.network.interfaces.eth1.address 192.168.77.6/24")
+		out := s.Eventually("ip -o addr show dev eth1", time.Minute, func(out string) bool {
+			return contains(out, "192.168.77.6/24") && !contains(out, "192.168.77.5/")
+		})
+		t.Logf("eth1 after the change: %s", out)
 	})
 	t.Run("set hostname live", func(t *testing.T) {
 		s.MustRun("sudo ros config set hostname renamed-node")
