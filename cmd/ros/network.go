@@ -17,7 +17,7 @@ import (
 // networkCmd is the network system service's program: it applies
 // rancher.network from the node's merged config and keeps DHCP leases.
 func networkCmd() *cobra.Command {
-	var cfgPath, resolv string
+	var cfgPath, resolv, state string
 	c := &cobra.Command{
 		Use:    "network",
 		Short:  "Configure the network from rancher.network (the network service runs this)",
@@ -35,7 +35,7 @@ func networkCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGTERM, unix.SIGINT)
 			defer stop()
 			lg := log.New(os.Stdout, "network: ", log.LstdFlags)
-			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Logf: lg.Printf}
+			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Logf: lg.Printf, StateFile: state}
 			if err := c.Run(ctx); err != nil {
 				return fmt.Errorf("network: %w", err)
 			}
@@ -45,5 +45,6 @@ func networkCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&cfgPath, "config", services.MergedConfig, "the merged node config")
 	c.Flags().StringVar(&resolv, "resolv-conf", "/etc/resolv.conf", "resolv.conf to write")
+	c.Flags().StringVar(&state, "state", "/run/ros-network/addresses.json", "where the static addresses set are kept, so a change removes those no longer configured (\"\": not kept)")
 	return c
 }

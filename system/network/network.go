@@ -6,6 +6,7 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -83,6 +84,11 @@ type Configurator struct {
 	Config     config.Network
 	ResolvPath string // /etc/resolv.conf: written in place, so the binds of it in containers see it
 	Logf       func(format string, args ...any)
+	// StateFile keeps the static addresses set on each interface, so the
+	// next run removes those the config no longer has ("": none kept).
+	StateFile string
+
+	set map[string][]string // interface -> static addresses set on it
 
 	mu      sync.Mutex
 	dhcpDNS map[string][]string // interface -> nameservers from its lease
@@ -94,6 +100,7 @@ type Configurator struct {
 // others.
 func (c *Configurator) Run(ctx context.Context) error {
 	c.dhcpDNS, c.dhcpDom = map[string][]string{}, map[string][]string{}
+	c.set = c.loadState()
 	if err := c.writeResolv(); err != nil {
 		c.Logf("dns: %v", err)
 	}
@@ -106,6 +113,7 @@ func (c *Configurator) Run(ctx context.Context) error {
 	if links, err = netlink.LinkList(); err != nil {
 		return fmt.Errorf("network: list interfaces: %w", err)
 	}
+	defer c.saveState()
 	var wg sync.WaitGroup
 	for _, l := range links {
 		attrs := l.Attrs()
@@ -138,20 +146,55 @@ func (c *Configurator) Run(ctx context.Context) error {
 	return nil
 }
 
-// stale returns the addresses of have that an earlier configuration set
-// and want no longer has: permanent (not a DHCP lease or SLAAC, which
-// expire), of global scope (not link-local), not in want.
-func stale(have []netlink.Addr, want []*netlink.Addr) []netlink.Addr {
+// loadState reads StateFile; a missing or unreadable one is empty (and,
+// unreadable, reported).
+func (c *Configurator) loadState() map[string][]string {
+	m := map[string][]string{}
+	if c.StateFile == "" {
+		return m
+	}
+	b, err := os.ReadFile(c.StateFile)
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.Logf("%s: %v; addresses set before are not removed", c.StateFile, err)
+		return map[string][]string{}
+	}
+	return m
+}
+
+// saveState writes StateFile whole (temp file and rename).
+func (c *Configurator) saveState() {
+	if c.StateFile == "" {
+		return
+	}
+	b, err := json.Marshal(c.set)
+	if err == nil {
+		tmp := c.StateFile + ".tmp"
+		if err = os.WriteFile(tmp, b, 0o644); err == nil {
+			err = os.Rename(tmp, c.StateFile)
+		}
+	}
+	if err != nil {
+		c.Logf("%s: %v", c.StateFile, err)
+	}
+}
+
+// stale returns the addresses of before (what the network service set on
+// an interface the last time) that want no longer has. Only those are
+// removed: an address another program added (kube-vip, keepalived, a
+// user's ip addr add) is left alone.
+func stale(before []string, want []*netlink.Addr) []string {
 	keep := map[string]bool{}
 	for _, a := range want {
 		keep[a.IPNet.String()] = true
 	}
-	var out []netlink.Addr
-	for _, a := range have {
-		if a.IPNet == nil || a.Flags&unix.IFA_F_PERMANENT == 0 || a.Scope != int(netlink.SCOPE_UNIVERSE) || keep[a.IPNet.String()] {
-			continue
+	var out []string
+	for _, a := range before {
+		if !keep[a] {
+			out = append(out, a)
 		}
-		out = append(out, a)
 	}
 	return out
 }
@@ -189,16 +232,21 @@ func (c *Configurator) static(l netlink.Link, ic config.Interface) error {
 		}
 	}
 	if !unparsed { // with an address that did not parse, keep what is there
-		have, err := netlink.AddrList(l, netlink.FAMILY_ALL)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list addresses: %w", err))
-		}
-		for _, a := range stale(have, want) {
-			if err := netlink.AddrDel(l, &a); err != nil {
-				errs = append(errs, fmt.Errorf("remove address %s: %w", a.IPNet, err))
-			} else {
-				c.Logf("%s: address %s removed (no longer configured)", l.Attrs().Name, a.IPNet)
+		name := l.Attrs().Name
+		for _, a := range stale(c.set[name], want) {
+			addr, err := netlink.ParseAddr(a)
+			if err == nil {
+				err = netlink.AddrDel(l, addr)
 			}
+			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				errs = append(errs, fmt.Errorf("remove address %s: %w", a, err))
+			} else {
+				c.Logf("%s: address %s removed (no longer configured)", name, a)
+			}
+		}
+		c.set[name] = nil
+		for _, a := range want {
+			c.set[name] = append(c.set[name], a.IPNet.String())
 		}
 	}
 	for _, gw := range []string{ic.Gateway, ic.GatewayIPv6} {

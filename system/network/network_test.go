@@ -1,11 +1,11 @@
 package network
 
 import (
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/rosos/ros/config"
 )
@@ -75,35 +75,41 @@ func TestPlanVirtual(t *testing.T) {
 }
 
 func TestStale(t *testing.T) {
-	addr := func(s string, flags, scope int) netlink.Addr {
+	var want []*netlink.Addr
+	for _, s := range []string{"10.0.0.5/24", "10.0.0.7/24", "fd00::1/64"} {
 		a, err := netlink.ParseAddr(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.Flags, a.Scope = flags, scope
-		return *a
-	}
-	const perm = unix.IFA_F_PERMANENT
-	global, link := int(netlink.SCOPE_UNIVERSE), int(netlink.SCOPE_LINK)
-	have := []netlink.Addr{
-		addr("10.0.0.5/24", perm, global),   // still configured
-		addr("10.0.0.6/24", perm, global),   // removed from the config
-		addr("10.0.0.7/16", perm, global),   // same address, other prefix: removed
-		addr("10.0.2.15/24", 0, global),     // a DHCP lease
-		addr("fe80::1/64", perm, link),      // link-local
-		addr("fd00::9/64", perm, global),    // removed
-		addr("fd00::1:2/64", 0x100, global), // SLAAC (not permanent)
-	}
-	want := []*netlink.Addr{}
-	for _, s := range []string{"10.0.0.5/24", "10.0.0.7/24"} {
-		a, _ := netlink.ParseAddr(s)
 		want = append(want, a)
 	}
-	var got []string
-	for _, a := range stale(have, want) {
-		got = append(got, a.IPNet.String())
+	// Set the last time: kept, dropped, the same address with another
+	// prefix (dropped), an IPv6 one dropped.
+	before := []string{"10.0.0.5/24", "10.0.0.6/24", "10.0.0.7/16", "fd00::1/64", "fd00::9/64"}
+	got := strings.Join(stale(before, want), " ")
+	if got != "10.0.0.6/24 10.0.0.7/16 fd00::9/64" {
+		t.Errorf("stale: %s", got)
 	}
-	if strings.Join(got, " ") != "10.0.0.6/24 10.0.0.7/16 fd00::9/64" {
-		t.Errorf("stale: %v", got)
+	if got := stale(nil, want); len(got) != 0 {
+		t.Errorf("stale with nothing set before: %v", got)
+	}
+}
+
+func TestStateFile(t *testing.T) {
+	path := t.TempDir() + "/addresses.json"
+	c := &Configurator{StateFile: path, Logf: t.Logf}
+	if m := c.loadState(); len(m) != 0 {
+		t.Fatalf("no file: %v", m)
+	}
+	c.set = map[string][]string{"eth1": {"10.0.0.5/24"}}
+	c.saveState()
+	if m := c.loadState(); strings.Join(m["eth1"], " ") != "10.0.0.5/24" {
+		t.Errorf("saved and read: %v", m)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.loadState(); len(m) != 0 {
+		t.Errorf("a damaged file reads as empty: %v", m)
 	}
 }
