@@ -116,6 +116,10 @@ func check(t reflect.Type, v any, path string, errs *[]string) {
 		for k, x := range m {
 			f, ok := fields[k]
 			if !ok {
+				if why, v1 := v1Unsupported[join(path, k)]; v1 {
+					*errs = append(*errs, fmt.Sprintf("%s: a RancherOS v1 key this OS does not support: %s", join(path, k), why))
+					continue
+				}
 				*errs = append(*errs, fmt.Sprintf("%s: unknown key (known here: %s)", join(path, k), strings.Join(slices.Sorted(maps.Keys(fields)), ", ")))
 				continue
 			}
@@ -220,4 +224,39 @@ func schemaOf(t reflect.Type) map[string]any {
 		return map[string]any{"type": []string{"integer", "null"}}
 	}
 	return map[string]any{}
+}
+
+// v1Unsupported names the keys of RancherOS v1 that this OS refuses, and
+// why, so that a v1 user's cloud-config gets an answer and not just
+// "unknown key". docs/configuration.md lists them too.
+var v1Unsupported = map[string]string{
+	"rancher.system_docker":          "there is no system Docker: system services run in system containerd, configured under rancher.services",
+	"rancher.bootstrap_docker":       "there is no bootstrap Docker: PID 1 starts system containerd itself",
+	"rancher.bootstrap_containers":   "there is no bootstrap stage of containers: use bootcmd, which runs early on every boot",
+	"rancher.repositories":           "services come from the image or from compose files (ros service enable FILE), not from repositories",
+	"rancher.registry_auths":         "pulls are anonymous (or --plain-http); registry credentials are not supported yet",
+	"rancher.defaults":               "the image's os-config.yml is the defaults layer",
+	"rancher.disable":                "turn a service off with ros service disable NAME",
+	"rancher.rm_usr":                 "the root is a read-only image; there is nothing to remove",
+	"rancher.no_sharedroot":          "the root is a read-only image shared by no container",
+	"rancher.force_console_rebuild":  "the console's container is made anew from its image at every boot",
+	"rancher.recovery":               "recovery is the other slot: ros os rollback, or a broken slot rolls itself back",
+	"rancher.resize_device":          "partitions are not grown yet",
+	"rancher.hypervisor_service":     "no hypervisor guest-agent images are built",
+	"rancher.shutdown_timeout":       "each service has its compose stop_grace_period (10 s if it has none)",
+	"rancher.preload_wait":           "system images are preloaded from the image before services start",
+	"rancher.password":               "rancher has no password; log in over SSH with a key from ssh_authorized_keys",
+	"rancher.autologin":              "no console autologin; log in over SSH",
+	"rancher.network.wifi_networks":  "the image has no Wi-Fi drivers or firmware",
+	"rancher.network.modem_networks": "the image has no modem support",
+	"rancher.state.mdadm_scan":       "the state partition is found by its label; RAID is not assembled",
+	"rancher.state.lvm_scan":         "the state partition is found by its label; LVM is not scanned",
+	"rancher.state.cryptsetup":       "encrypted state partitions are not supported yet",
+	"rancher.state.rngd":             "not needed: the kernel's random pool is used",
+	"rancher.state.wait":             "the state partition is waited for by label, always",
+	"rancher.state.required":         "the state partition is always required",
+	"rancher.state.boot_dev":         "the ESP is found by its label, RANCHER_EFI",
+	"rancher.state.boot_fstype":      "the ESP is FAT, found by its label, RANCHER_EFI",
+	"rancher.state.oem_dev":          "the OEM partition is found by its label, RANCHER_OEM",
+	"rancher.state.oem_fstype":       "the OEM partition is found by its label, RANCHER_OEM",
 }

@@ -23,6 +23,8 @@ func TestCheckNamesKeyPaths(t *testing.T) {
 		"hostname: bad_name!\n":                                                       "hostname:",
 		"rancher:\n  network:\n    interfaces:\n      eth0:\n        vlans: '5000'\n": "rancher.network.interfaces.eth0.vlans",
 		"rancher:\n  docker:\n    tls: true\n":                                        "rancher.docker.tls",
+		"rancher:\n  system_docker:\n    image: x\n":                                  "rancher.system_docker: a RancherOS v1 key this OS does not support: there is no system Docker",
+		"rancher:\n  state:\n    mdadm_scan: true\n":                                  "rancher.state.mdadm_scan: a RancherOS v1 key this OS does not support",
 	}
 	for doc, want := range cases {
 		_, err := ParseDoc("user", []byte(doc))
@@ -228,5 +230,21 @@ func TestSchemaIsCurrent(t *testing.T) {
 	have, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(have, append(b, '\n')) {
 		t.Fatalf("%s is not the schema of the types (%v): run go test ./config -run Schema -update", path, err)
+	}
+}
+
+// Each v1 key said to be unsupported is refused with its reason, and none
+// of them is a key the types know (which the reason would then hide).
+func TestV1UnsupportedKeys(t *testing.T) {
+	for key, why := range v1Unsupported {
+		parts := strings.Split(key, ".")
+		var doc any = true
+		for i := len(parts) - 1; i >= 0; i-- {
+			doc = map[string]any{parts[i]: doc}
+		}
+		err := Check(doc.(map[string]any))
+		if err == nil || !strings.Contains(err.Error(), key+": a RancherOS v1 key this OS does not support: "+why) {
+			t.Errorf("%s: %v", key, err)
+		}
 	}
 }
