@@ -241,7 +241,7 @@ var v1Unsupported = map[string]string{
 	"rancher.no_sharedroot":          "the root is a read-only image shared by no container",
 	"rancher.force_console_rebuild":  "the console's container is made anew from its image at every boot",
 	"rancher.recovery":               "recovery is the other slot: ros os rollback, or a broken slot rolls itself back",
-	"rancher.resize_device":          "partitions are not grown yet",
+	"rancher.resize_device":          "the persistent partition grows to the end of its disk by itself at boot",
 	"rancher.hypervisor_service":     "no hypervisor guest-agent images are built",
 	"rancher.shutdown_timeout":       "each service has its compose stop_grace_period (10 s if it has none)",
 	"rancher.preload_wait":           "system images are preloaded from the image before services start",

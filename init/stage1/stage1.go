@@ -199,6 +199,7 @@ func prepareRoot(log *bootlog.Log, plan Plan) error {
 		}
 		base = persistDir
 		log.Printf("persistent storage: %s (%s) on %s", dev.Path, dev.Label, persistDir)
+		growPersistent(log, dev.Path)
 	} else {
 		if err := os.MkdirAll(base, 0o755); err != nil {
 			return err
@@ -224,4 +225,22 @@ func Fail(err error) {
 		fmt.Fprintf(os.Stdout, "ros: reboot: %v\n", err)
 	}
 	select {} // never return from PID 1: the kernel would panic
+}
+
+// growMin is the least a grow of the persistent partition must gain.
+const growMin = 64 << 20
+
+// growPersistent grows the persistent partition and its file system to the
+// end of the disk (an image made for a small disk written to a bigger
+// one). It says what it did; a failure is reported and the boot goes on
+// with the size there is.
+func growPersistent(log *bootlog.Log, dev string) {
+	r, err := blockdev.GrowPersistent(dev, persistDir, growMin)
+	if err != nil {
+		log.Printf("persistent storage: not grown: %v", err)
+		return
+	}
+	if r.GrewTable || r.GrewFS {
+		log.Printf("persistent storage: grown to the end of the disk, %d MiB -> %d MiB", r.FromBytes>>20, r.ToBytes>>20)
+	}
 }

@@ -77,11 +77,13 @@ say "wrote"
 	}
 }
 
-// A file written to persistent storage survives a reboot (Ctrl-Alt-Del,
-// which the kernel hands to PID 1 as SIGINT).
+// On a disk bigger than the image, the persistent partition grows to the
+// end of the disk at the first boot, once. A file written to persistent
+// storage survives a reboot (Ctrl-Alt-Del, which the kernel hands to PID 1
+// as SIGINT).
 func TestPersistentStorageSurvivesReboot(t *testing.T) {
 	v := Version(t)
-	m := New(t, Options{UserData: CloudConfig(ProbeService(v, "probe", `
+	m := New(t, Options{DiskGiB: 8, UserData: CloudConfig(ProbeService(v, "probe", `
 n=$(cat /probe/boots 2>/dev/null || echo 0)
 n=$((n+1))
 echo $n > /probe/boots
@@ -89,6 +91,14 @@ say "boot number $n"
 `))})
 	m.Boot()
 	m.WaitConsole(`ros: boot complete`, bootTimeout)
+	grown := m.WaitConsole(`persistent storage: grown to the end of the disk, (\d+ MiB -> \d+) MiB`, time.Second)
+	var from, to int
+	fmt.Sscanf(grown, "%d MiB -> %d", &from, &to)
+	// 8 GiB less the ESP, the state partition and the GPT's copies.
+	if to < 8192-64-3072-8 || to <= from {
+		t.Errorf("persistent storage grown %s MiB on an 8 GiB disk", grown)
+	}
+	t.Logf("persistent storage grown %s MiB", grown)
 	if n := m.WaitConsole(`PROBE boot number (\d+)`, 2*time.Minute); n != "1" {
 		t.Fatalf("first boot counted %s", n)
 	}
@@ -98,6 +108,9 @@ say "boot number $n"
 	m.WaitConsoleFrom(mark, `ros: boot complete`, bootTimeout)
 	if n := m.WaitConsoleFrom(mark, `PROBE boot number (\d+)`, 2*time.Minute); n != "2" {
 		t.Fatalf("after a reboot the count is %s, want 2: persistent storage lost the file", n)
+	}
+	if c := m.Console()[mark:]; contains(c, "persistent storage: grown") || contains(c, "persistent storage: not grown") {
+		t.Errorf("the second boot grew the partition again, or failed to:\n%s", c)
 	}
 }
 

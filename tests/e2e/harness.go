@@ -24,7 +24,10 @@ import (
 
 // Options shape a machine.
 type Options struct {
-	Image    string // the disk image to boot (default: ROS_IMAGE)
+	Image string // the disk image to boot (default: ROS_IMAGE)
+	// DiskGiB, when set, makes the boot disk this big (the image at its
+	// start), as a cloud volume bigger than the image is.
+	DiskGiB  int
 	UserData string // a #cloud-config document, served on a NoCloud seed disk
 	MetaData string
 	MemoryMB int
@@ -109,7 +112,11 @@ func New(t *testing.T, opts Options) *Machine {
 	if img == "" {
 		img = Image(t)
 	}
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img, m.disk)
+	args := []string{"create", "-q", "-f", "qcow2", "-F", "raw", "-b", img, m.disk}
+	if opts.DiskGiB > 0 {
+		args = append(args, fmt.Sprintf("%dG", opts.DiskGiB))
+	}
+	run(t, "qemu-img", args...)
 	run(t, "cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", filepath.Join(dir, "vars.fd"))
 	if opts.UserData != "" {
 		m.SetUserData(opts.UserData)

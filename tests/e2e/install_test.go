@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,4 +58,11 @@ func TestInstallFromISO(t *testing.T) {
 	if out := s.MustRun("sudo ros os list"); regexpLines(out, `A\s+\S+\s+yes\s+yes`) == nil {
 		t.Errorf("ros os list on the installed disk:\n%s", out)
 	}
+	// The disk template is made for a 5 GiB disk; on this 8 GiB one the
+	// persistent partition grew at the first boot.
+	out = s.MustRun("df -BM --output=size /var/lib/rancher | tail -1")
+	if mb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(out), "M")); mb < 4500 {
+		t.Errorf("persistent storage on the installed 8 GiB disk: %s", out)
+	}
+	t.Logf("persistent storage on the installed 8 GiB disk: %s", strings.TrimSpace(out))
 }
