@@ -225,14 +225,13 @@ func (c *Configurator) static(l netlink.Link, ic config.Interface) error {
 			continue
 		}
 		want = append(want, addr)
-		if err := netlink.AddrReplace(l, addr); err != nil {
-			errs = append(errs, fmt.Errorf("address %s: %w", a, err))
-		} else {
-			c.Logf("%s: address %s", l.Attrs().Name, a)
-		}
 	}
-	if !unparsed { // with an address that did not parse, keep what is there
-		name := l.Attrs().Name
+	// Dropped addresses go first: removing a subnet's first address can
+	// take the others in that subnet with it (unless promote_secondaries),
+	// and the wanted ones are added after. With an address that did not
+	// parse, what is there stays.
+	name := l.Attrs().Name
+	if !unparsed {
 		for _, a := range stale(c.set[name], want) {
 			addr, err := netlink.ParseAddr(a)
 			if err == nil {
@@ -247,6 +246,13 @@ func (c *Configurator) static(l netlink.Link, ic config.Interface) error {
 		c.set[name] = nil
 		for _, a := range want {
 			c.set[name] = append(c.set[name], a.IPNet.String())
+		}
+	}
+	for _, addr := range want {
+		if err := netlink.AddrReplace(l, addr); err != nil {
+			errs = append(errs, fmt.Errorf("address %s: %w", addr.IPNet, err))
+		} else {
+			c.Logf("%s: address %s", name, addr.IPNet)
 		}
 	}
 	for _, gw := range []string{ic.Gateway, ic.GatewayIPv6} {
