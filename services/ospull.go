@@ -4,29 +4,26 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/core/images/archive"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
-	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/rosos/ros/system/osimage"
 )
 
-// pullDir holds an OS image pulled for an upgrade, as an archive, while it
-// is written into the slot (persistent storage: it may be large).
-const pullDir = "/var/lib/rancher/upgrade"
-
-// pullArchive pulls ref through system containerd (the registry's digests
-// checked by containerd) and exports it as an OCI image archive, which the
-// upgrade then reads like a local one. The returned cleanup removes the
-// archive and the image from containerd's store.
-func pullArchive(ctx context.Context, client *containerd.Client, ref string, plainHTTP bool, out io.Writer) (string, func(), error) {
+// pullImage pulls ref through system containerd (the registry's digests
+// checked by containerd) and opens it from containerd's content store, so
+// the upgrade reads its layers from there (checking their digests again)
+// with no copy in between. The returned cleanup closes the blobs and
+// removes the image from containerd.
+func pullImage(ctx context.Context, client *containerd.Client, ref string, plainHTTP bool, out io.Writer) (*osimage.Archive, func(), error) {
 	name, err := NormalizeRef(ref)
 	if err != nil {
-		return "", nil, fmt.Errorf("image %q: %w", ref, err)
+		return nil, nil, fmt.Errorf("image %q: %w", ref, err)
 	}
 	hosts := docker.ConfigureDefaultRegistries()
 	if plainHTTP {
@@ -37,34 +34,34 @@ func pullArchive(ctx context.Context, client *containerd.Client, ref string, pla
 	start := time.Now()
 	img, err := client.Pull(ctx, name, containerd.WithResolver(resolver), containerd.WithPlatform("linux/amd64"))
 	if err != nil {
-		return "", nil, fmt.Errorf("pull %s: %w", name, err)
+		return nil, nil, fmt.Errorf("pull %s: %w", name, err)
 	}
 	fmt.Fprintf(out, "pulled %s (%s) in %s\n", name, img.Target().Digest, time.Since(start).Round(time.Second))
-	removeImage := func() {
+	var opened []io.Closer
+	cleanup := func() {
+		for _, c := range opened {
+			_ = c.Close()
+		}
 		_ = client.ImageService().Delete(context.WithoutCancel(ctx), name, images.SynchronousDelete())
 	}
-	if err := os.MkdirAll(pullDir, 0o700); err != nil {
-		removeImage()
-		return "", nil, err
+	store := client.ContentStore()
+	get := func(d string) (io.ReaderAt, int64, error) {
+		dg, err := digest.Parse(d)
+		if err != nil {
+			return nil, 0, err
+		}
+		ra, err := store.ReaderAt(ctx, ocispec.Descriptor{Digest: dg})
+		if err != nil {
+			return nil, 0, err
+		}
+		opened = append(opened, ra)
+		return ra, ra.Size(), nil
 	}
-	path := filepath.Join(pullDir, "os.oci.tar")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
-	if err != nil {
-		removeImage()
-		return "", nil, err
-	}
-	cleanup := func() {
-		_ = os.Remove(path)
-		removeImage()
-	}
-	err = client.Export(ctx, f, archive.WithImage(client.ImageService(), name),
-		archive.WithPlatform(platforms.OnlyStrict(platforms.MustParse("linux/amd64"))), archive.WithSkipDockerManifest())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	t := img.Target()
+	a, err := osimage.OpenBlobs(osimage.Descriptor{MediaType: t.MediaType, Digest: t.Digest.String(), Size: t.Size}, get)
 	if err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("export %s: %w", name, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return path, cleanup, nil
+	return a, cleanup, nil
 }

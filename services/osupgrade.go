@@ -170,9 +170,6 @@ func archiveSize(f *os.File) (int64, error) {
 // environment are not touched until the new slot is whole on disk: it is
 // unpacked into SLOT.new, synced, and renamed. Progress lines go to out.
 func Upgrade(ctx context.Context, req UpgradeRequest, out io.Writer) (string, error) {
-	osMu.Lock()
-	defer osMu.Unlock()
-	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	f, err := os.Open(req.File)
 	if err != nil {
 		return "", fmt.Errorf("image archive: %w", err)
@@ -186,12 +183,21 @@ func Upgrade(ctx context.Context, req UpgradeRequest, out io.Writer) (string, er
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", req.File, err)
 	}
+	return upgradeFrom(ctx, a, req.File, req, out)
+}
+
+// upgradeFrom writes the opened OS image a (from source: an archive's path
+// or an image reference) into the passive slot, as Upgrade says.
+func upgradeFrom(ctx context.Context, a *osimage.Archive, source string, req UpgradeRequest, out io.Writer) (string, error) {
+	osMu.Lock()
+	defer osMu.Unlock()
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	running := RunningSlot()
 	if !grubenv.ValidSlot(running) {
 		return "", errors.New("this boot has no ros.slot: not booted from a slot (a live boot?); use ros install")
 	}
 	passive := grubenv.Other(running)
-	say("image %s: version %s, %d layers, %d MiB (manifest %s)", req.File, a.Version(), len(a.Layers), a.Size()>>20, a.Digest)
+	say("image %s: version %s, %d layers, %d MiB (manifest %s)", source, a.Version(), len(a.Layers), a.Size()>>20, a.Digest)
 	if a.Version() == osVersion() && !req.Force {
 		return "", fmt.Errorf("version %s is running already (slot %s); --force writes it anyway", a.Version(), running)
 	}
@@ -231,7 +237,7 @@ func Upgrade(ctx context.Context, req UpgradeRequest, out io.Writer) (string, er
 	say("writing slot %s", passive)
 	start := time.Now()
 	lastPct := -1
-	err = a.Unpack(tmp, func(done, total int64) {
+	err := a.Unpack(tmp, func(done, total int64) {
 		if pct := int(done * 100 / max(total, 1)); pct/10 != lastPct/10 {
 			lastPct = pct
 			say("  %3d%%  %d/%d MiB", pct, done>>20, total>>20)
@@ -352,12 +358,12 @@ func (a *API) osUpgrade(w http.ResponseWriter, r *http.Request) {
 			return "", fmt.Errorf("give the OS image as --file ARCHIVE or --image REF (one of them)")
 		}
 		if req.Image != "" {
-			path, cleanup, err := pullArchive(ctx, a.M.Runner.Client, req.Image, req.PlainHTTP, out)
+			img, cleanup, err := pullImage(ctx, a.M.Runner.Client, req.Image, req.PlainHTTP, out)
 			if err != nil {
 				return "", err
 			}
 			defer cleanup()
-			req.File = path
+			return upgradeFrom(ctx, img, req.Image, req, out)
 		}
 		return Upgrade(ctx, req, out)
 	})

@@ -69,13 +69,15 @@ type Config struct {
 	} `json:"config"`
 }
 
-// Archive is an opened OS image archive.
+// Archive is an opened OS image: from an archive (Open) or from a content
+// store (OpenBlobs).
 type Archive struct {
-	r       io.ReaderAt
-	entries map[string]span // file name in the archive -> where
-	Digest  string          // the manifest's digest
-	Config  Config
-	Layers  []Descriptor
+	// blob opens a file of the image layout by name (index.json,
+	// blobs/sha256/HEX).
+	blob   func(name string) (*io.SectionReader, error)
+	Digest string // the manifest's digest
+	Config Config
+	Layers []Descriptor
 }
 
 type span struct{ off, size int64 }
@@ -107,7 +109,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Open reads the archive's table of contents, its index, manifest and
 // config, and checks that it is an OS image of this project for amd64.
 func Open(r io.ReaderAt, size int64) (*Archive, error) {
-	a := &Archive{r: r, entries: map[string]span{}}
+	entries := map[string]span{} // file name in the archive -> where
+	a := &Archive{blob: func(name string) (*io.SectionReader, error) {
+		sp, ok := entries[name]
+		if !ok {
+			return nil, fmt.Errorf("%s: not in the archive", name)
+		}
+		return io.NewSectionReader(r, sp.off, sp.size), nil
+	}}
 	cr := &countingReader{r: io.NewSectionReader(r, 0, size)}
 	tr := tar.NewReader(cr)
 	for {
@@ -120,13 +129,45 @@ func Open(r io.ReaderAt, size int64) (*Archive, error) {
 		}
 		if h.Typeflag == tar.TypeReg {
 			// The data starts where the reader is now: right after the header.
-			a.entries[path.Clean(strings.TrimPrefix(h.Name, "./"))] = span{off: cr.n, size: h.Size}
+			entries[path.Clean(strings.TrimPrefix(h.Name, "./"))] = span{off: cr.n, size: h.Size}
 		}
 	}
 	var idx index
 	if err := a.readJSON("index.json", "", &idx); err != nil {
 		return nil, fmt.Errorf("not an OCI image archive: %w", err)
 	}
+	if err := a.resolve(idx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenBlobs opens the OS image whose manifest or index is target, reading
+// blobs by digest with get (a content store's, such as system
+// containerd's after a pull), and checks it as Open does.
+func OpenBlobs(target Descriptor, get func(digest string) (io.ReaderAt, int64, error)) (*Archive, error) {
+	a := &Archive{blob: func(name string) (*io.SectionReader, error) {
+		rest, ok := strings.CutPrefix(name, "blobs/")
+		alg, hex, ok2 := strings.Cut(rest, "/")
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("%s: not a blob", name)
+		}
+		r, size, err := get(alg + ":" + hex)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", short(alg+":"+hex), err)
+		}
+		return io.NewSectionReader(r, 0, size), nil
+	}}
+	if err := a.resolve(index{Manifests: []Descriptor{target}}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// resolve finds the linux/amd64 manifest from the index, reads it and the
+// config, and checks that this is an OS image of this project whose
+// layers are all there.
+func (a *Archive) resolve(idx index) error {
 	var desc *Descriptor
 	for i, d := range idx.Manifests {
 		if d.MediaType != mtManifest && d.MediaType != mtDockerMan {
@@ -146,7 +187,7 @@ func Open(r io.ReaderAt, size int64) (*Archive, error) {
 			}
 			var inner index
 			if err := a.readJSON(blobName(d.Digest), d.Digest, &inner); err != nil {
-				return nil, fmt.Errorf("image index: %w", err)
+				return fmt.Errorf("image index: %w", err)
 			}
 			for i, m := range inner.Manifests {
 				if (m.MediaType == mtManifest || m.MediaType == mtDockerMan) && m.Platform != nil && m.Platform.Architecture == "amd64" && m.Platform.OS == "linux" {
@@ -160,41 +201,41 @@ func Open(r io.ReaderAt, size int64) (*Archive, error) {
 		}
 	}
 	if desc == nil {
-		return nil, errors.New("the archive's index has no image manifest for linux/amd64")
+		return errors.New("the archive's index has no image manifest for linux/amd64")
 	}
 	var man manifest
 	if err := a.readJSON(blobName(desc.Digest), desc.Digest, &man); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+		return fmt.Errorf("manifest: %w", err)
 	}
 	a.Digest = desc.Digest
 	if err := a.readJSON(blobName(man.Config.Digest), man.Config.Digest, &a.Config); err != nil {
-		return nil, fmt.Errorf("image config: %w", err)
+		return fmt.Errorf("image config: %w", err)
 	}
 	if a.Config.Config.Labels[LabelOS] != "true" {
-		return nil, fmt.Errorf("not an OS image of this project: its config lacks the label %s=true (a service or application image?)", LabelOS)
+		return fmt.Errorf("not an OS image of this project: its config lacks the label %s=true (a service or application image?)", LabelOS)
 	}
 	if a.Version() == "" {
-		return nil, fmt.Errorf("OS image without a version: its config lacks the label %s", LabelVersion)
+		return fmt.Errorf("OS image without a version: its config lacks the label %s", LabelVersion)
 	}
 	if a.Config.Architecture != "" && a.Config.Architecture != "amd64" {
-		return nil, fmt.Errorf("OS image for %s: this node is amd64", a.Config.Architecture)
+		return fmt.Errorf("OS image for %s: this node is amd64", a.Config.Architecture)
 	}
 	for _, l := range man.Layers {
 		switch l.MediaType {
 		case mtLayerTar, mtLayerGz, mtDockerGz, "application/vnd.docker.image.rootfs.diff.tar":
 		default:
-			return nil, fmt.Errorf("layer %s: media type %q is not a tar layer", short(l.Digest), l.MediaType)
+			return fmt.Errorf("layer %s: media type %q is not a tar layer", short(l.Digest), l.MediaType)
 		}
-		sp, ok := a.entries[blobName(l.Digest)]
-		if !ok {
-			return nil, fmt.Errorf("layer %s: not in the archive", short(l.Digest))
+		r, err := a.blob(blobName(l.Digest))
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", short(l.Digest), err)
 		}
-		if sp.size != l.Size {
-			return nil, fmt.Errorf("layer %s: %d bytes in the archive, the manifest says %d", short(l.Digest), sp.size, l.Size)
+		if r.Size() != l.Size {
+			return fmt.Errorf("layer %s: %d bytes in the image, the manifest says %d", short(l.Digest), r.Size(), l.Size)
 		}
 	}
 	a.Layers = man.Layers
-	return a, nil
+	return nil
 }
 
 func short(d string) string {
@@ -207,15 +248,6 @@ func short(d string) string {
 func blobName(digest string) string {
 	alg, hex, _ := strings.Cut(digest, ":")
 	return path.Join("blobs", alg, hex)
-}
-
-// blob returns the reader of a file in the archive.
-func (a *Archive) blob(name string) (*io.SectionReader, error) {
-	sp, ok := a.entries[name]
-	if !ok {
-		return nil, fmt.Errorf("%s: not in the archive", name)
-	}
-	return io.NewSectionReader(a.r, sp.off, sp.size), nil
 }
 
 // readJSON reads a small JSON file of the archive, checking its digest when

@@ -3,6 +3,9 @@ package osimage
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,5 +155,64 @@ func TestDamagedLayerIsRefused(t *testing.T) {
 	}
 	if err := a.Unpack(t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("damaged layer: %v", err)
+	}
+}
+
+// blobsOf opens the image layout an archive was made from as a content
+// store: blobs by digest, the index's first manifest as the target.
+func blobsOf(t *testing.T, archivePath string, missing string) (Descriptor, func(string) (io.ReaderAt, int64, error)) {
+	t.Helper()
+	root := filepath.Join(filepath.Dir(archivePath), "layout")
+	b, err := os.ReadFile(filepath.Join(root, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx index
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("index.json: %v %s", err, b)
+	}
+	return idx.Manifests[0], func(digest string) (io.ReaderAt, int64, error) {
+		if digest == missing {
+			return nil, 0, errors.New("not found")
+		}
+		alg, hex, _ := strings.Cut(digest, ":")
+		f, err := os.Open(filepath.Join(root, "blobs", alg, hex))
+		if err != nil {
+			return nil, 0, err
+		}
+		t.Cleanup(func() { f.Close() })
+		fi, _ := f.Stat()
+		return f, fi.Size(), nil
+	}
+}
+
+func TestOpenBlobs(t *testing.T) {
+	layer := layerOf(t, []file{{name: "etc/", typ: tar.TypeDir}, {name: "etc/os-release", body: "VERSION_ID=v9\n"}})
+	p := archive(t, osLabels, layer)
+	target, get := blobsOf(t, p, "")
+	a, err := OpenBlobs(target, get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Version() != "v9" || a.Digest != target.Digest {
+		t.Errorf("version %q digest %s, want v9 %s", a.Version(), a.Digest, target.Digest)
+	}
+	dir := t.TempDir()
+	if err := a.Unpack(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "etc/os-release")); err != nil || string(b) != "VERSION_ID=v9\n" {
+		t.Errorf("etc/os-release = %q, %v", b, err)
+	}
+	// A layer the store lacks is named.
+	d, _ := layer.Digest()
+	target, get = blobsOf(t, p, d.String())
+	if _, err := OpenBlobs(target, get); err == nil || !strings.Contains(err.Error(), d.String()[:19]) {
+		t.Errorf("a missing layer: %v", err)
+	}
+	// Not an OS image.
+	target, get = blobsOf(t, archive(t, map[string]string{}, layer), "")
+	if _, err := OpenBlobs(target, get); err == nil || !strings.Contains(err.Error(), "not an OS image") {
+		t.Errorf("an image without the OS label: %v", err)
 	}
 }
