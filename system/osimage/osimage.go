@@ -7,6 +7,7 @@ package osimage
 
 import (
 	"archive/tar"
+	"bufio"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -297,7 +298,10 @@ func (a *Archive) Unpack(dir string, progress func(done, total int64)) error {
 			return err
 		}
 		h := sha256.New()
-		pr := &progressReader{r: io.TeeReader(r, h), report: func(n int64) {
+		// Large reads: a blob from a content store over gRPC costs a
+		// round trip a read.
+		br := bufio.NewReaderSize(r, 1<<20)
+		pr := &progressReader{r: io.TeeReader(br, h), report: func(n int64) {
 			if progress != nil {
 				progress(done+n, total)
 			}
