@@ -122,6 +122,39 @@ func Install(ctx context.Context, req InstallRequest, out io.Writer) error {
 	return nil
 }
 
+// mountNewPersistent mounts the RANCHER_PERSISTENT partition of the disk
+// just written at dir. The partitions come and go for a moment after the
+// write: the kernel re-reads the table, and udev re-reads it again when
+// the disk, opened for writing, is closed (its watch rule). So it looks
+// for the partition and mounts it until that works or wait is over.
+func mountNewPersistent(device, dir string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	var err error
+	for {
+		part := ""
+		devs, lerr := blockdev.List("/sys/class/block", "/dev")
+		for _, d := range devs {
+			if d.PartName == "RANCHER_PERSISTENT" && strings.HasPrefix(d.Path, device) {
+				part = d.Path
+			}
+		}
+		switch {
+		case lerr != nil:
+			err = lerr
+		case part == "":
+			err = fmt.Errorf("the new persistent partition did not appear on %s", device)
+		default:
+			if err = mount.Mount(part, dir, "ext4", unix.MS_NODEV|unix.MS_NOSUID, ""); err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // writeSparse copies r onto dev. Runs of zeros are zeroed with BLKZEROOUT
 // (cheap on disks that support it) rather than written. It returns the
 // bytes of the template.
@@ -164,26 +197,8 @@ func writeSparse(dev *os.File, r io.Reader, size int64, progress func(int64)) (i
 // storeCloudConfig writes the cloud-config as the user's config on the new
 // disk's persistent partition.
 func storeCloudConfig(device string, doc []byte) error {
-	var part string
-	for i := 0; i < 50; i++ {
-		devs, err := blockdev.List("/sys/class/block", "/dev")
-		if err == nil {
-			for _, d := range devs {
-				if d.PartName == "RANCHER_PERSISTENT" && strings.HasPrefix(d.Path, device) {
-					part = d.Path
-				}
-			}
-		}
-		if part != "" {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if part == "" {
-		return fmt.Errorf("the new persistent partition did not appear on %s", device)
-	}
 	dir := "/run/ros/install-persistent"
-	if err := mount.Mount(part, dir, "ext4", unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+	if err := mountNewPersistent(device, dir, 15*time.Second); err != nil {
 		return err
 	}
 	defer unix.Unmount(dir, 0)
