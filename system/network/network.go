@@ -113,7 +113,6 @@ func (c *Configurator) Run(ctx context.Context) error {
 	if links, err = netlink.LinkList(); err != nil {
 		return fmt.Errorf("network: list interfaces: %w", err)
 	}
-	defer c.saveState()
 	var wg sync.WaitGroup
 	for _, l := range links {
 		attrs := l.Attrs()
@@ -142,6 +141,9 @@ func (c *Configurator) Run(ctx context.Context) error {
 			}(attrs.Name)
 		}
 	}
+	// Kept now, not when Run returns: the DHCP loops last as long as the
+	// service, which may be killed rather than stopped.
+	c.saveState()
 	wg.Wait()
 	return nil
 }
