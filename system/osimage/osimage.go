@@ -7,20 +7,14 @@ package osimage
 
 import (
 	"archive/tar"
-	"bufio"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // Labels an OS image of this project carries in its config.
@@ -79,6 +73,12 @@ type Archive struct {
 	Digest string // the manifest's digest
 	Config Config
 	Layers []Descriptor
+	// Subjects are the digests a signature of this image may name: the
+	// manifest's, and the platform index's when it came through one.
+	Subjects []string
+	// verified is set once Verify read every layer and found it sound.
+	verified bool
+	index    index // the archive's index.json, or the target given to OpenBlobs
 }
 
 type span struct{ off, size int64 }
@@ -169,9 +169,10 @@ func OpenBlobs(target Descriptor, get func(digest string) (io.ReaderAt, int64, e
 // config, and checks that this is an OS image of this project whose
 // layers are all there.
 func (a *Archive) resolve(idx index) error {
+	a.index = idx
 	var desc *Descriptor
 	for i, d := range idx.Manifests {
-		if d.MediaType != mtManifest && d.MediaType != mtDockerMan {
+		if d.MediaType != mtManifest && d.MediaType != mtDockerMan || isSignatureRef(d) {
 			continue
 		}
 		if d.Platform == nil || (d.Platform.Architecture == "amd64" && d.Platform.OS == "linux") {
@@ -197,6 +198,7 @@ func (a *Archive) resolve(idx index) error {
 				}
 			}
 			if desc != nil {
+				a.Subjects = append(a.Subjects, d.Digest)
 				break
 			}
 		}
@@ -209,6 +211,7 @@ func (a *Archive) resolve(idx index) error {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	a.Digest = desc.Digest
+	a.Subjects = append(a.Subjects, desc.Digest)
 	if err := a.readJSON(blobName(man.Config.Digest), man.Config.Digest, &a.Config); err != nil {
 		return fmt.Errorf("image config: %w", err)
 	}
@@ -280,179 +283,6 @@ func checkDigest(want string, sum [32]byte) error {
 	}
 	if got := hex.EncodeToString(sum[:]); got != hexWant {
 		return fmt.Errorf("digest mismatch: the content is sha256:%s, the image says %s (a damaged or altered archive)", got, want)
-	}
-	return nil
-}
-
-// Unpack writes the image's root file system into dir (which should be
-// empty), layer by layer, applying whiteouts. Each layer's digest is
-// checked as it is read; a mismatch stops the unpack with an error, and
-// the caller throws dir away. progress, if set, gets the bytes of layers
-// read so far.
-func (a *Archive) Unpack(dir string, progress func(done, total int64)) error {
-	var done int64
-	total := a.Size()
-	for _, l := range a.Layers {
-		r, err := a.blob(blobName(l.Digest))
-		if err != nil {
-			return err
-		}
-		h := sha256.New()
-		// Large reads: a blob from a content store over gRPC costs a
-		// round trip a read.
-		br := bufio.NewReaderSize(r, 1<<20)
-		pr := &progressReader{r: io.TeeReader(br, h), report: func(n int64) {
-			if progress != nil {
-				progress(done+n, total)
-			}
-		}}
-		var tr io.Reader = pr
-		if strings.HasSuffix(l.MediaType, "gzip") {
-			zr, err := gzip.NewReader(pr)
-			if err != nil {
-				return fmt.Errorf("layer %s: %w", short(l.Digest), err)
-			}
-			tr = zr
-		}
-		if err := applyLayer(dir, tar.NewReader(tr)); err != nil {
-			return fmt.Errorf("layer %s: %w", short(l.Digest), err)
-		}
-		// What the tar reader left (padding, the end blocks) counts too.
-		if _, err := io.Copy(io.Discard, pr); err != nil {
-			return err
-		}
-		var sum [32]byte
-		copy(sum[:], h.Sum(nil))
-		if err := checkDigest(l.Digest, sum); err != nil {
-			return fmt.Errorf("layer %s: %w", short(l.Digest), err)
-		}
-		done += l.Size
-	}
-	return nil
-}
-
-type progressReader struct {
-	r      io.Reader
-	n      int64
-	report func(int64)
-	last   int64
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if p.n-p.last >= 16<<20 || err == io.EOF {
-		p.last = p.n
-		p.report(p.n)
-	}
-	return n, err
-}
-
-// applyLayer writes one layer's entries under dir: files, directories,
-// links and devices with their modes and owners; .wh.NAME removes NAME and
-// .wh..wh..opq empties its directory (of what lower layers put there).
-func applyLayer(dir string, tr *tar.Reader) error {
-	type dirMeta struct {
-		path string
-		h    *tar.Header
-	}
-	var dirs []dirMeta
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		name := path.Clean("/" + h.Name)
-		if name == "/" && h.Typeflag == tar.TypeDir {
-			continue
-		}
-		target := filepath.Join(dir, name)
-		parent, base := filepath.Split(target)
-		if base == ".wh..wh..opq" {
-			ents, _ := os.ReadDir(parent)
-			for _, e := range ents {
-				if err := os.RemoveAll(filepath.Join(parent, e.Name())); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if strings.HasPrefix(base, ".wh.") {
-			if err := os.RemoveAll(filepath.Join(parent, strings.TrimPrefix(base, ".wh."))); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return err
-		}
-		if fi, err := os.Lstat(target); err == nil && !(fi.IsDir() && h.Typeflag == tar.TypeDir) {
-			if err := os.RemoveAll(target); err != nil {
-				return err
-			}
-		}
-		mode := uint32(h.Mode & 0o7777)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.Mkdir(target, 0o755); err != nil && !os.IsExist(err) {
-				return err
-			}
-			dirs = append(dirs, dirMeta{target, h})
-			continue
-		case tar.TypeReg:
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		case tar.TypeSymlink:
-			if err := os.Symlink(h.Linkname, target); err != nil {
-				return err
-			}
-			if err := os.Lchown(target, h.Uid, h.Gid); err != nil {
-				return err
-			}
-			continue
-		case tar.TypeLink:
-			src := filepath.Join(dir, path.Clean("/"+h.Linkname))
-			if err := os.Link(src, target); err != nil {
-				return fmt.Errorf("%s: hard link to %s: %w", name, h.Linkname, err)
-			}
-			continue
-		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
-			if err := unix.Mknod(target, kind|mode, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		default:
-			continue // other entry types (PAX headers are read by tar)
-		}
-		if err := os.Lchown(target, h.Uid, h.Gid); err != nil {
-			return err
-		}
-		if err := unix.Chmod(target, mode); err != nil {
-			return err
-		}
-	}
-	// Directories last, so that writing into them did not change what the
-	// layer says of them.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		d := dirs[i]
-		if err := os.Lchown(d.path, d.h.Uid, d.h.Gid); err != nil {
-			return err
-		}
-		if err := unix.Chmod(d.path, uint32(d.h.Mode&0o7777)); err != nil {
-			return err
-		}
 	}
 	return nil
 }

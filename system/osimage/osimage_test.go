@@ -3,6 +3,7 @@ package osimage
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -112,7 +113,7 @@ func TestUnpackLayersWithWhiteouts(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var last int64
-	if err := a.Unpack(dir, func(done, total int64) { last = done }); err != nil {
+	if err := a.Unpack(context.Background(), dir, func(done, total int64) { last = done }); err != nil {
 		t.Fatal(err)
 	}
 	if last != a.Size() {
@@ -153,7 +154,7 @@ func TestDamagedLayerIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Unpack(t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "digest mismatch") {
+	if err := a.Unpack(context.Background(), t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("damaged layer: %v", err)
 	}
 }
@@ -198,7 +199,7 @@ func TestOpenBlobs(t *testing.T) {
 		t.Errorf("version %q digest %s, want v9 %s", a.Version(), a.Digest, target.Digest)
 	}
 	dir := t.TempDir()
-	if err := a.Unpack(dir, nil); err != nil {
+	if err := a.Unpack(context.Background(), dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "etc/os-release")); err != nil || string(b) != "VERSION_ID=v9\n" {
