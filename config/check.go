@@ -234,7 +234,6 @@ var v1Unsupported = map[string]string{
 	"rancher.bootstrap_docker":       "there is no bootstrap Docker: PID 1 starts system containerd itself",
 	"rancher.bootstrap_containers":   "there is no bootstrap stage of containers: use bootcmd, which runs early on every boot",
 	"rancher.repositories":           "services come from the image or from compose files (ros service enable FILE), not from repositories",
-	"rancher.registry_auths":         "pulls are anonymous (or --plain-http); registry credentials are not supported yet",
 	"rancher.defaults":               "the image's os-config.yml is the defaults layer",
 	"rancher.disable":                "turn a service off with ros service disable NAME",
 	"rancher.rm_usr":                 "the root is a read-only image; there is nothing to remove",

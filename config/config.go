@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
 )
 
@@ -144,23 +145,33 @@ func WriteAtomic(path string, b []byte, mode os.FileMode) error {
 	return nil
 }
 
-// UpdateFile changes the document at path with f and writes it back
-// atomically; a missing file is an empty document. If f fails, nothing is
-// written.
-func UpdateFile(path string, f func(doc map[string]any) error) error {
+// UpdateFile is the one way to change a stored config document: it takes
+// an exclusive lock (path + ".lock", flock) held from the read to the
+// rename, reads the document (a missing file is an empty one), changes it
+// with f, checks the result (keys, types, values) and writes it
+// atomically. Writers in any process take turns, so none loses another's
+// change. f returns false to leave the file as it is (a dry run); if f
+// fails, nothing is written.
+func UpdateFile(path string, f func(doc map[string]any) (write bool, err error)) error {
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	doc := map[string]any{}
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		l, err := ParseDoc(path, b)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (fix or remove the file; nothing was changed)", err)
 		}
 		doc = l.Doc
 	case !os.IsNotExist(err):
 		return fmt.Errorf("config: %w", err)
 	}
-	if err := f(doc); err != nil {
+	write, err := f(doc)
+	if err != nil || !write {
 		return err
 	}
 	if err := Check(doc); err != nil {
@@ -178,4 +189,21 @@ func UpdateFile(path string, f func(doc map[string]any) error) error {
 		return err
 	}
 	return WriteAtomic(path, append([]byte("#cloud-config\n"), out...), 0o600)
+}
+
+// lockFile takes an exclusive flock on path (made if missing, root-only)
+// and returns its release.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("config: lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("config: lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -50,9 +50,12 @@ type Rancher struct {
 	Log             bool              `yaml:"log,omitempty" doc:"verbose logging of the service manager"`
 	Debug           bool              `yaml:"debug,omitempty" doc:"debug logging of the service manager"`
 	Upgrade         Upgrade           `yaml:"upgrade,omitempty"`
-	RestartServices []string          `yaml:"restart_services,omitempty" doc:"services restarted whenever the config changes"`
-	CloudInit       CloudInit         `yaml:"cloud_init,omitempty"`
-	State           State             `yaml:"state,omitempty"`
+	// RegistryAuths are kept in the root-only config files and never
+	// exported (see RegistryAuthsKey).
+	RegistryAuths   map[string]RegistryAuth `yaml:"registry_auths,omitempty" doc:"credentials by registry (registry.example.com:5000, or v1's https://index.docker.io/v1/), for service images and ros os upgrade --image; never printed"`
+	RestartServices []string                `yaml:"restart_services,omitempty" doc:"services restarted whenever the config changes"`
+	CloudInit       CloudInit               `yaml:"cloud_init,omitempty"`
+	State           State                   `yaml:"state,omitempty"`
 }
 
 // Network is rancher.network: interfaces by name, glob (eth*) or
@@ -117,6 +120,18 @@ type Upgrade struct {
 	URL    string `yaml:"url,omitempty"`
 	Image  string `yaml:"image,omitempty" doc:"the OS image ros os upgrade takes by default"`
 	Policy string `yaml:"policy,omitempty"`
+	// PublicKeys, when set, make ros os upgrade take only OS images
+	// signed by one of them.
+	PublicKeys []string `yaml:"public_keys,omitempty" doc:"PEM public keys (ECDSA P-256, as cosign makes, or Ed25519): when set, ros os upgrade takes only OS images signed by one of them"`
+}
+
+// RegistryAuth is the credentials for one registry (rancher.registry_auths,
+// as in RancherOS v1): auth (base64 of user:password, as in Docker's
+// config.json) or username and password.
+type RegistryAuth struct {
+	Auth     string `yaml:"auth,omitempty" private:"true" doc:"base64 of username:password"`
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty" private:"true"`
 }
 
 // CloudInit is rancher.cloud_init.

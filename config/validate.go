@@ -1,6 +1,11 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"path"
@@ -88,6 +93,20 @@ func (c Config) Validate() error {
 	if c.Rancher.Docker.TLS {
 		bad("rancher.docker.tls", "TLS on a TCP port is not supported; the engine listens on /var/run/docker.sock")
 	}
+	for i, k := range c.Rancher.Upgrade.PublicKeys {
+		if err := checkPublicKey(k); err != nil {
+			bad(fmt.Sprintf("rancher.upgrade.public_keys[%d]", i), "%v", err)
+		}
+	}
+	for reg, a := range c.Rancher.RegistryAuths {
+		k := "rancher.registry_auths[" + reg + "]"
+		if RegistryHost(reg) == "" {
+			bad(k, "%q is not a registry (want a host such as registry.example.com:5000)", reg)
+		}
+		if _, _, err := a.Credentials(); err != nil {
+			bad(k, "%v", err)
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -116,4 +135,30 @@ func ParseVlans(s string) ([]Vlan, error) {
 		out = append(out, Vlan{ID: id, Name: name})
 	}
 	return out, nil
+}
+
+// checkPublicKey checks one PEM public key of rancher.upgrade.public_keys:
+// ECDSA P-256 or Ed25519, one key per entry.
+func checkPublicKey(s string) error {
+	blk, rest := pem.Decode([]byte(strings.TrimSpace(s)))
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return fmt.Errorf(`not a PEM public key (want "-----BEGIN PUBLIC KEY-----")`)
+	}
+	if strings.TrimSpace(string(rest)) != "" {
+		return fmt.Errorf("more than one PEM block: give one key per list entry")
+	}
+	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return fmt.Errorf("public key: %w", err)
+	}
+	switch k := k.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return fmt.Errorf("an ECDSA key on %s: only P-256 is supported", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+	default:
+		return fmt.Errorf("a %T key: only ECDSA P-256 and Ed25519 are supported", k)
+	}
+	return nil
 }

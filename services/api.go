@@ -276,10 +276,20 @@ type GetReply struct {
 
 func (a *API) getKey(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.Query().Get("key")
+	if isSecretKey(key) {
+		fail(w, fmt.Errorf("%s: registry credentials are never printed (they are in %s, readable by root only)", key, UserConfig))
+		return
+	}
 	v, ok, err := config.Get(a.Node.Merged(), key)
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if m, isMap := v.(map[string]any); isMap && strings.HasPrefix(config.RegistryAuthsKey, key+".") {
+		// A key above the credentials (rancher): shown without them.
+		m = config.Copy(m)
+		_ = config.Set(m, strings.TrimPrefix(config.RegistryAuthsKey, key+"."), nil)
+		v = m
 	}
 	reply(w, http.StatusOK, GetReply{Value: v, Set: ok})
 }

@@ -71,6 +71,7 @@ func Daemon(ctx context.Context, console, log io.Writer, status *os.File) error 
 		return err
 	}
 	m.Node = node
+	m.Runner.Credentials = configCredentials(node.Config)
 	cfg := node.Config()
 	m.Runner.BeforeStart = func(s Service, root string) {
 		m.writeFiles(node.Config().WriteFiles, s.Name, root)
@@ -284,6 +285,8 @@ func osVersion() string {
 }
 
 func publishConfig(cfg config.Config) error {
+	// Services do not pull: registry credentials stay with the manager.
+	cfg.Rancher.RegistryAuths = nil
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return err

@@ -143,7 +143,7 @@ func includedDoc(name string) ([]byte, string, error) {
 // setInclude writes rancher.services_include.NAME into the user's config
 // (what `ros config set` writes), atomically.
 func setInclude(name string, on bool) error {
-	return config.UpdateFile(UserConfig, func(doc map[string]any) error {
+	return config.UpdateFile(UserConfig, func(doc map[string]any) (bool, error) {
 		r, _ := doc["rancher"].(map[string]any)
 		if r == nil {
 			r = map[string]any{}
@@ -155,7 +155,7 @@ func setInclude(name string, on bool) error {
 			r["services_include"] = inc
 		}
 		inc[name] = on
-		return nil
+		return true, nil
 	})
 }
 

@@ -387,7 +387,8 @@ func (n *NodeConfig) refreshUser(m *Manager) {
 var privateKeys = []string{"rancher.ssh.keys", "rancher.docker.ca_key", "rancher.docker.server_key"}
 
 // Export returns the user's config (every layer but the image's), or with
-// full the whole merged config; private keys only with private.
+// full the whole merged config; private keys only with private. Registry
+// credentials are never exported.
 func (n *NodeConfig) Export(full, private bool) map[string]any {
 	n.mu.Lock()
 	var doc map[string]any
@@ -397,10 +398,32 @@ func (n *NodeConfig) Export(full, private bool) map[string]any {
 		doc = config.Copy(config.MergeDocs(n.layersLocked()[1:]...))
 	}
 	n.mu.Unlock()
+	_ = config.Set(doc, config.RegistryAuthsKey, nil)
 	if !private {
 		for _, k := range privateKeys {
 			_ = config.Set(doc, k, nil)
 		}
 	}
 	return doc
+}
+
+// isSecretKey reports whether key is (or is under) a key whose values are
+// never shown: registry credentials.
+func isSecretKey(key string) bool {
+	return key == config.RegistryAuthsKey || strings.HasPrefix(key, config.RegistryAuthsKey+".") || strings.HasPrefix(key, config.RegistryAuthsKey+"[")
+}
+
+// hideSecrets replaces the values of secret keys in changes.
+func hideSecrets(changes []config.Change) {
+	for i, c := range changes {
+		if !isSecretKey(c.Key) {
+			continue
+		}
+		if c.Old != nil {
+			changes[i].Old = "(hidden)"
+		}
+		if c.New != nil {
+			changes[i].New = "(hidden)"
+		}
+	}
 }

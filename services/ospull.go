@@ -8,7 +8,6 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -20,25 +19,24 @@ import (
 // the upgrade reads its layers from there (checking their digests again)
 // with no copy in between. The returned cleanup closes the blobs and
 // removes the image from containerd.
-func pullImage(ctx context.Context, client *containerd.Client, ref string, plainHTTP bool, out io.Writer) (*osimage.Archive, func(), error) {
+//
+// The image's signatures, if any, are the registry's: signatures reads
+// them (the tag sha256-HEX.sig of each digest the image goes by).
+func pullImage(ctx context.Context, client *containerd.Client, ref string, plainHTTP bool, creds Credentials, out io.Writer) (a *osimage.Archive, signatures func() ([]osimage.Signature, error), cleanup func(), err error) {
 	name, err := NormalizeRef(ref)
 	if err != nil {
-		return nil, nil, fmt.Errorf("image %q: %w", ref, err)
+		return nil, nil, nil, fmt.Errorf("image %q: %w", ref, err)
 	}
-	hosts := docker.ConfigureDefaultRegistries()
-	if plainHTTP {
-		hosts = docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchAllHosts))
-	}
-	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: hosts})
+	resolver := newResolver(plainHTTP, creds)
 	fmt.Fprintf(out, "pulling %s through system containerd\n", name)
 	start := time.Now()
 	img, err := client.Pull(ctx, name, containerd.WithResolver(resolver), containerd.WithPlatform("linux/amd64"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("pull %s: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("pull %s: %w", name, err)
 	}
 	fmt.Fprintf(out, "pulled %s (%s) in %s\n", name, img.Target().Digest, time.Since(start).Round(time.Second))
 	var opened []io.Closer
-	cleanup := func() {
+	cleanup = func() {
 		for _, c := range opened {
 			_ = c.Close()
 		}
@@ -58,10 +56,21 @@ func pullImage(ctx context.Context, client *containerd.Client, ref string, plain
 		return ra, ra.Size(), nil
 	}
 	t := img.Target()
-	a, err := osimage.OpenBlobs(osimage.Descriptor{MediaType: t.MediaType, Digest: t.Digest.String(), Size: t.Size}, get)
+	a, err = osimage.OpenBlobs(osimage.Descriptor{MediaType: t.MediaType, Digest: t.Digest.String(), Size: t.Size}, get)
 	if err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return a, cleanup, nil
+	signatures = func() ([]osimage.Signature, error) {
+		var all []osimage.Signature
+		for _, d := range a.Subjects {
+			sigs, err := fetchSignatures(ctx, resolver, name, d)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, sigs...)
+		}
+		return all, nil
+	}
+	return a, signatures, cleanup, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rosos/ros/config"
 	"github.com/rosos/ros/system/blockdev"
 	"github.com/rosos/ros/system/grubenv"
 	"github.com/rosos/ros/system/mount"
@@ -165,11 +166,21 @@ func archiveSize(f *os.File) (int64, error) {
 	return f.Seek(0, io.SeekEnd)
 }
 
+// Trust is what an OS image must show before it is written: with Keys
+// (rancher.upgrade.public_keys) set, a signature by one of them, read by
+// Signatures.
+type Trust struct {
+	Keys       []string
+	Signatures func() ([]osimage.Signature, error)
+}
+
 // Upgrade writes the OS image in req.File into the passive slot and makes
-// GRUB try it next, SlotTries times. The active slot and the boot
-// environment are not touched until the new slot is whole on disk: it is
-// unpacked into SLOT.new, synced, and renamed. Progress lines go to out.
-func Upgrade(ctx context.Context, req UpgradeRequest, out io.Writer) (string, error) {
+// GRUB try it next, SlotTries times. The image is checked whole first (its
+// signature when keys are set, every layer's digest and entries): a
+// refused image changes nothing. The active slot and the boot environment
+// are not touched until the new slot is whole on disk: it is unpacked into
+// SLOT.new, synced, and renamed. Progress lines go to out.
+func Upgrade(ctx context.Context, req UpgradeRequest, keys []string, out io.Writer) (string, error) {
 	f, err := os.Open(req.File)
 	if err != nil {
 		return "", fmt.Errorf("image archive: %w", err)
@@ -183,12 +194,30 @@ func Upgrade(ctx context.Context, req UpgradeRequest, out io.Writer) (string, er
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", req.File, err)
 	}
-	return upgradeFrom(ctx, a, req.File, req, out)
+	return upgradeFrom(ctx, a, req.File, req, Trust{Keys: keys, Signatures: a.Signatures}, out)
+}
+
+// checkTrust refuses an image that is not signed by one of trust's keys,
+// when there are keys.
+func checkTrust(a *osimage.Archive, trust Trust, say func(string, ...any)) error {
+	if len(trust.Keys) == 0 {
+		say("signature: not checked (rancher.upgrade.public_keys is not set)")
+		return nil
+	}
+	sigs, err := trust.Signatures()
+	if err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	if err := osimage.VerifySignatures(trust.Keys, a.Subjects, sigs); err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	say("signature: good (a key of rancher.upgrade.public_keys signed %s)", a.Digest)
+	return nil
 }
 
 // upgradeFrom writes the opened OS image a (from source: an archive's path
 // or an image reference) into the passive slot, as Upgrade says.
-func upgradeFrom(ctx context.Context, a *osimage.Archive, source string, req UpgradeRequest, out io.Writer) (string, error) {
+func upgradeFrom(ctx context.Context, a *osimage.Archive, source string, req UpgradeRequest, trust Trust, out io.Writer) (string, error) {
 	osMu.Lock()
 	defer osMu.Unlock()
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
@@ -201,6 +230,20 @@ func upgradeFrom(ctx context.Context, a *osimage.Archive, source string, req Upg
 	if a.Version() == osVersion() && !req.Force {
 		return "", fmt.Errorf("version %s is running already (slot %s); --force writes it anyway", a.Version(), running)
 	}
+	refused := func(err error) error {
+		return fmt.Errorf("refused, nothing written (slot %s stays the default): %w", running, err)
+	}
+	if err := checkTrust(a, trust, say); err != nil {
+		return "", refused(err)
+	}
+	// Every layer read whole, its digest and entries checked, before the
+	// boot environment or the passive slot is touched.
+	say("checking %d MiB of layers", a.Size()>>20)
+	vstart := time.Now()
+	if err := a.Verify(ctx); err != nil {
+		return "", refused(err)
+	}
+	say("layers checked in %s: digests match, no entry reaches outside the slot", time.Since(vstart).Round(time.Second))
 	// The passive slot is about to be replaced: GRUB must not try it from
 	// here on (it does not boot a slot without tries).
 	if err := changeEnv(func(env grubenv.Env) error {
@@ -237,7 +280,7 @@ func upgradeFrom(ctx context.Context, a *osimage.Archive, source string, req Upg
 	say("writing slot %s", passive)
 	start := time.Now()
 	lastPct := -1
-	err := a.Unpack(tmp, func(done, total int64) {
+	err := a.Unpack(ctx, tmp, func(done, total int64) {
 		if pct := int(done * 100 / max(total, 1)); pct/10 != lastPct/10 {
 			lastPct = pct
 			say("  %3d%%  %d/%d MiB", pct, done>>20, total>>20)
@@ -351,21 +394,26 @@ func (a *API) osUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	streamOp(w, req.NoReboot, func(out io.Writer) (string, error) {
 		ctx := context.WithoutCancel(r.Context())
-		if req.File == "" && req.Image == "" && a.Node != nil {
-			req.Image = a.Node.Config().Rancher.Upgrade.Image // rancher.upgrade.image, as in v1
+		var cfg config.Config
+		if a.Node != nil {
+			cfg = a.Node.Config()
 		}
+		if req.File == "" && req.Image == "" {
+			req.Image = cfg.Rancher.Upgrade.Image // rancher.upgrade.image, as in v1
+		}
+		keys := cfg.Rancher.Upgrade.PublicKeys
 		if (req.File == "") == (req.Image == "") {
 			return "", fmt.Errorf("give the OS image as --file ARCHIVE or --image REF (one of them)")
 		}
 		if req.Image != "" {
-			img, cleanup, err := pullImage(ctx, a.M.Runner.Client, req.Image, req.PlainHTTP, out)
+			img, sigs, cleanup, err := pullImage(ctx, a.M.Runner.Client, req.Image, req.PlainHTTP, a.M.Runner.Credentials, out)
 			if err != nil {
 				return "", err
 			}
 			defer cleanup()
-			return upgradeFrom(ctx, img, req.Image, req, out)
+			return upgradeFrom(ctx, img, req.Image, req, Trust{Keys: keys, Signatures: sigs}, out)
 		}
-		return Upgrade(ctx, req, out)
+		return Upgrade(ctx, req, keys, out)
 	})
 }
 

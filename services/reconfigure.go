@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/rosos/ros/config"
 )
@@ -69,60 +68,111 @@ func (m *Manager) Reconfigure(ctx context.Context, n *NodeConfig, req Reconfigur
 	// while a change is applied (a service's start) can read the config.
 	n.change.Lock()
 	defer n.change.Unlock()
-	n.mu.Lock()
-	user := config.Layer{Name: UserConfig, Doc: config.Copy(n.user.Doc)}
-	ds, image, oem, cmdline, curMerged, old := n.ds, n.image, n.oem, n.cmdline, n.merged, n.cfg
-	n.mu.Unlock()
+	if req.datasources != nil {
+		n.mu.Lock()
+		user := config.Layer{Name: UserConfig, Doc: config.Copy(n.user.Doc)}
+		n.mu.Unlock()
+		plan, commit, err := m.reconfigure(ctx, n, req, user, req.datasources)
+		if err == nil && !req.DryRun {
+			commit()
+		}
+		return plan, err
+	}
+	// A change of the user's file: made to what is on disk, under its
+	// lock (config.UpdateFile), so that a writer in another process (or
+	// ros service enable) is never overwritten with an older copy.
+	var plan Plan
+	var commit func()
+	var changeErr error // the change's own error, passed on as it is
+	err := config.UpdateFile(UserConfig, func(doc map[string]any) (bool, error) {
+		plan, commit, changeErr = m.changeUser(ctx, n, req, doc)
+		return changeErr == nil && !req.DryRun, changeErr
+	})
+	if changeErr != nil {
+		return Plan{}, changeErr
+	}
+	if err != nil {
+		return Plan{}, fmt.Errorf("write %s: %w (nothing changed)", UserConfig, err)
+	}
+	if !req.DryRun {
+		commit()
+	}
+	return plan, nil
+}
+
+// changeUser makes req's change to doc, the user's document as stored,
+// and plans it (reconfigure).
+func (m *Manager) changeUser(ctx context.Context, n *NodeConfig, req ReconfigureRequest, doc map[string]any) (Plan, func(), error) {
+	user := config.Layer{Name: UserConfig, Doc: doc}
 	switch {
-	case req.datasources != nil:
-		ds = req.datasources
 	case req.Key != "":
 		var v any
 		if !req.Unset {
 			var err error
 			if v, err = config.ParseValue(req.Value); err != nil {
-				return Plan{}, fmt.Errorf("%s: %w", req.Key, err)
+				return Plan{}, nil, fmt.Errorf("%s: %w", req.Key, err)
 			}
 		}
 		if err := config.Set(user.Doc, req.Key, v); err != nil {
-			return Plan{}, err
+			return Plan{}, nil, err
 		}
 	case req.Doc != "":
 		l, err := config.ParseDoc("the document", []byte(req.Doc))
 		if err != nil {
-			return Plan{}, err
+			return Plan{}, nil, err
 		}
-		user.Doc = config.MergeDocs(user, l)
+		merged := config.MergeDocs(user, l)
+		clear(doc)
+		maps.Copy(doc, merged)
 	default:
-		return Plan{}, errors.New("nothing to change: give a key and value, or a document")
+		return Plan{}, nil, errors.New("nothing to change: give a key and value, or a document")
 	}
+	n.mu.Lock()
+	ds := n.ds
+	n.mu.Unlock()
+	return m.reconfigure(ctx, n, req, user, ds)
+}
+
+// errRefused marks a change refused for what it is.
+var errRefused = errors.New("refused, nothing changed")
+
+// reconfigure checks the config with the user's layer user and the
+// datasources' ds whole (keys, types, values, and that every service
+// still parses), says what the change does, and, unless a dry run, makes
+// it the node's and applies what can be applied live when the caller,
+// having written the user's file, calls commit.
+func (m *Manager) reconfigure(ctx context.Context, n *NodeConfig, req ReconfigureRequest, user config.Layer, ds []config.Layer) (Plan, func(), error) {
+	n.mu.Lock()
+	image, oem, cmdline, curMerged, old := n.image, n.oem, n.cmdline, n.merged, n.cfg
+	n.mu.Unlock()
 	if err := config.Check(user.Doc); err != nil {
-		return Plan{}, fmt.Errorf("refused, nothing changed: %w", err)
+		return Plan{}, nil, fmt.Errorf("%w: %w", errRefused, err)
 	}
 	if uc, err := config.Merge(user); err != nil {
-		return Plan{}, fmt.Errorf("refused, nothing changed: %w", err)
+		return Plan{}, nil, fmt.Errorf("%w: %w", errRefused, err)
 	} else if err := uc.Validate(); err != nil {
-		return Plan{}, fmt.Errorf("refused, nothing changed: %w", err)
+		return Plan{}, nil, fmt.Errorf("%w: %w", errRefused, err)
 	}
 	next := &NodeConfig{image: image, oem: oem, ds: ds, user: user, cmdline: cmdline}
 	layers := next.layersLocked()
 	merged := config.MergeDocs(layers...)
 	cfg, err := config.Merge(layers...)
 	if err != nil {
-		return Plan{}, fmt.Errorf("refused, nothing changed: %w", err)
+		return Plan{}, nil, fmt.Errorf("%w: %w", errRefused, err)
 	}
 	defs, sources, err := m.definitions(ctx, cfg, true)
 	if err != nil {
-		return Plan{}, fmt.Errorf("refused, nothing changed: %w", err)
+		return Plan{}, nil, fmt.Errorf("%w: %w", errRefused, err)
 	}
 	for _, s := range defs {
 		if err := m.Runner.Check(ctx, s.Image); err != nil {
 			if old := m.known(s.Name); old == nil || old.Image != s.Image {
-				return Plan{}, fmt.Errorf("refused, nothing changed: service %s: %w", s.Name, err)
+				return Plan{}, nil, fmt.Errorf("%w: service %s: %w", errRefused, s.Name, err)
 			}
 		}
 	}
 	plan := Plan{Changes: config.Diff(curMerged, merged), DryRun: req.DryRun}
+	hideSecrets(plan.Changes)
 	if req.Key != "" {
 		if _, ok, _ := config.Get(cmdline.Doc, req.Key); ok {
 			plan.Overridden = append(plan.Overridden, req.Key+" (the kernel command line sets it)")
@@ -137,23 +187,14 @@ func (m *Manager) Reconfigure(ctx context.Context, n *NodeConfig, req Reconfigur
 	}
 	start, stop, restart := m.serviceChanges(defs, plan.Changes, cfg)
 	plan.Start, plan.Stop, plan.Restart = start, stop, restart
-	if req.DryRun {
-		return plan, nil
+	saved := config.Layer{Name: UserConfig, Doc: config.Copy(user.Doc)}
+	commit := func() {
+		n.mu.Lock()
+		n.ds, n.user, n.merged, n.cfg = ds, saved, merged, cfg
+		n.mu.Unlock()
+		m.applyLive(ctx, old, cfg, plan, defs, sources)
 	}
-	if req.datasources == nil {
-		out, err := yaml.Marshal(user.Doc)
-		if err != nil {
-			return Plan{}, err
-		}
-		if err := config.WriteAtomic(UserConfig, append([]byte("#cloud-config\n"), out...), 0o600); err != nil {
-			return Plan{}, fmt.Errorf("write %s: %w (nothing changed)", UserConfig, err)
-		}
-	}
-	n.mu.Lock()
-	n.ds, n.user, n.merged, n.cfg = ds, user, merged, cfg
-	n.mu.Unlock()
-	m.applyLive(ctx, old, cfg, plan, defs, sources)
-	return plan, nil
+	return plan, commit, nil
 }
 
 // known returns the definition of a service the manager runs, or nil.

@@ -40,6 +40,9 @@ type Runner struct {
 	// BeforeStart, if set, is called with a new container's root (of a
 	// preloaded image) before its task starts: write_files' container:.
 	BeforeStart func(s Service, root string)
+	// Credentials, if set, are the registries' (rancher.registry_auths),
+	// for images that are pulled.
+	Credentials Credentials
 }
 
 // labelRoot marks a container whose root the runner mounted itself.
@@ -93,7 +96,8 @@ func (r *Runner) image(ctx context.Context, ref string) (containerd.Image, error
 	}
 	img, err := r.Client.GetImage(ctx, name)
 	if errdefs.IsNotFound(err) {
-		img, err = r.Client.Pull(ctx, name, containerd.WithPullUnpack, containerd.WithPullSnapshotter(snapshotter))
+		img, err = r.Client.Pull(ctx, name, containerd.WithPullUnpack, containerd.WithPullSnapshotter(snapshotter),
+			containerd.WithResolver(newResolver(false, r.Credentials)))
 		if err != nil {
 			return nil, fmt.Errorf("image %s is not in the OS image and could not be pulled: %w", ref, err)
 		}
