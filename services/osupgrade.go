@@ -66,17 +66,14 @@ var osMu sync.Mutex
 // withESP mounts the ESP, runs f with the grubenv path, and unmounts.
 func withESP(f func(envPath string) error) error { return grubenv.OnESP(espDir, f) }
 
-// changeEnv reads the grubenv, changes it with f and writes it back.
+// changeEnv reads the grubenv, changes it with f and writes it back,
+// under the lock PID 1 takes too (grubenv.Update).
 func changeEnv(f func(grubenv.Env) error) error {
-	return withESP(func(p string) error {
-		env, err := grubenv.Read(p)
-		if err != nil {
-			return fmt.Errorf("boot environment %s: %w", p, err)
+	return grubenv.Update(espDir, func(env grubenv.Env, exists bool) (bool, error) {
+		if !exists {
+			return false, fmt.Errorf("boot environment %s: no such file", grubenv.Path)
 		}
-		if err := f(env); err != nil {
-			return err
-		}
-		return grubenv.Write(p, env)
+		return true, f(env)
 	})
 }
 

@@ -2,7 +2,7 @@ package pid1
 
 import (
 	"fmt"
-	"os"
+	"maps"
 
 	"github.com/rosos/ros/system/grubenv"
 )
@@ -31,23 +31,21 @@ func markGood(slot string) error {
 	if !grubenv.ValidSlot(slot) {
 		return fmt.Errorf("booted without ros.slot: nothing to mark")
 	}
-	return withEnv(func(path string) error {
-		env, err := grubenv.Read(path)
-		if err != nil {
-			if !os.IsNotExist(err) {
-				return err
-			}
-			env = grubenv.NewSlots(DefaultTries)
+	// Under the lock the service manager's upgrades and rollbacks take.
+	return grubenv.Update(espDir, func(env grubenv.Env, exists bool) (bool, error) {
+		if !exists {
+			maps.Copy(env, grubenv.NewSlots(DefaultTries))
 		}
 		if env[grubenv.KeyActive] == slot && env.Tries(slot) == DefaultTries && env[grubenv.KeyNext] != slot && env[grubenv.GoodKey(slot)] == "1" {
-			return nil // already so: do not write the ESP at every boot
+			return false, nil // already so: do not write the ESP at every boot
 		}
-		if err := env.MarkGood(slot, DefaultTries); err != nil {
-			return err
-		}
-		return grubenv.Write(path, env)
+		return true, env.MarkGood(slot, DefaultTries)
 	})
 }
 
+// espDir is where PID 1 mounts the ESP (not the service manager's
+// /run/ros/efi-os: both may be mounted at once).
+const espDir = "/run/ros/efi"
+
 // withEnv mounts the ESP and runs f with the grubenv's path.
-func withEnv(f func(path string) error) error { return grubenv.OnESP("/run/ros/efi", f) }
+func withEnv(f func(path string) error) error { return grubenv.OnESP(espDir, f) }
