@@ -67,10 +67,11 @@ out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/
 	SERVICE_IMAGES="$(SERVICE_IMAGES)" build/mkimage.sh $(VERSION)
 
 # The OS as an OCI image archive (for ros os upgrade --file); VERSION=... to
-# name another version.
+# name another version, ROS_SIGNING_KEY=FILE to sign it (out/ros-build
+# keygen makes a key pair; docs/upgrade.md).
 os-image: out/rosos-os-$(VERSION).oci.tar
-out/rosos-os-$(VERSION).oci.tar: out/ros.img build/os-image.sh
-	build/os-image.sh $(VERSION)
+out/rosos-os-$(VERSION).oci.tar: out/ros.img build/os-image.sh $(if $(ROS_SIGNING_KEY),FORCE)
+	ROS_SIGNING_KEY="$(ROS_SIGNING_KEY)" build/os-image.sh $(VERSION)
 
 # A live ISO (UEFI) that boots the OS and installs it with ros install.
 iso: out/rosos.iso

@@ -65,6 +65,10 @@ for i in ${SERVICE_IMAGES:?}; do
   d=$R/usr/share/ros/images/$i
   mkdir -p $d/rootfs
   tar -xf out/images/$i.rootfs.tar -C $d/rootfs --numeric-owner
+  # The device nodes mmdebstrap makes in /dev: a container gets its own
+  # /dev from the runtime, and an OS image with device nodes is refused by
+  # ros os upgrade.
+  if [ -d $d/rootfs/dev ]; then find $d/rootfs/dev -mindepth 1 \( -type b -o -type c \) -delete; fi
   out/ros-build preload --layout out/images/$i --out $d/image.json
 done
 # The images share their Debian base file for file: hard links keep one copy

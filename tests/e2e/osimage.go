@@ -16,12 +16,21 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/rosos/ros/system/osimage"
 )
 
 // OSImage is the OS image archive of the image under test (make os-image).
@@ -156,22 +165,111 @@ func OSRelease(version string) []File {
 // returns the port.
 func ServeRegistry(t *testing.T, repoTag, archivePath string) int {
 	t.Helper()
+	r := NewRegistry(t, "", "")
+	r.Push(repoTag, archivePath)
+	return r.Port
+}
+
+// Registry is an in-memory registry on a free port of 127.0.0.1 (the
+// guest's 10.0.2.2), which may want a user name and password.
+type Registry struct {
+	t          *testing.T
+	Port       int
+	user, pass string
+	Refused    atomic.Int32 // requests refused for want of credentials
+}
+
+// NewRegistry serves a registry; with user set it wants basic auth.
+func NewRegistry(t *testing.T, user, pass string) *Registry {
+	t.Helper()
+	r := &Registry{t: t, user: user, pass: pass}
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if user != "" {
+			if u, p, ok := req.BasicAuth(); !ok || u != user || p != pass {
+				r.Refused.Add(1)
+				w.Header().Set("WWW-Authenticate", `Basic realm="e2e"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
+		reg.ServeHTTP(w, req)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	r.Port = l.Addr().(*net.TCPAddr).Port
+	return r
+}
+
+// Push puts the OS image of the archive at repo:tag, and its signatures
+// (if the archive has them) at repo:sha256-HEX.sig, as cosign does.
+func (r *Registry) Push(repoTag, archivePath string) {
+	t := r.t
+	t.Helper()
 	dir := t.TempDir()
 	run(t, "tar", "-xf", archivePath, "-C", dir)
 	idx, err := layout.ImageIndexFromPath(dir)
 	must(t, err)
 	im, err := idx.IndexManifest()
 	must(t, err)
-	img, err := idx.Image(im.Manifests[0].Digest)
+	opts := []remote.Option{}
+	if r.user != "" {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass}))
+	}
+	repo, _, _ := strings.Cut(repoTag, ":")
+	for _, d := range im.Manifests {
+		tagName := repoTag
+		if ref := d.Annotations["org.opencontainers.image.ref.name"]; strings.HasSuffix(ref, ".sig") {
+			tagName = repo + ":" + ref
+		}
+		img, err := idx.Image(d.Digest)
+		must(t, err)
+		tag, err := name.NewTag(fmt.Sprintf("127.0.0.1:%d/%s", r.Port, tagName), name.Insecure)
+		must(t, err)
+		must(t, remote.Write(tag, img, opts...))
+	}
+}
+
+// TinyOSImage writes an OS image archive of one layer holding entries:
+// labelled as an OS image of version, not bootable. ros os upgrade checks
+// it whole (signature, entries) before it looks for a kernel, so it
+// serves for what must be refused.
+func TinyOSImage(t *testing.T, version string, entries ...tar.Header) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range entries {
+		body := strings.Repeat("x", int(h.Size))
+		must(t, tw.WriteHeader(&h))
+		tw.Write([]byte(body))
+	}
+	must(t, tw.Close())
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(img, static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer))
 	must(t, err)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	cf, err := img.ConfigFile()
 	must(t, err)
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	port := l.Addr().(*net.TCPAddr).Port
-	tag, err := name.NewTag(fmt.Sprintf("127.0.0.1:%d/%s", port, repoTag), name.Insecure)
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Config.Labels = map[string]string{"io.rosos.os": "true", "org.opencontainers.image.version": version}
+	img, err = mutate.ConfigFile(img, cf)
 	must(t, err)
-	must(t, remote.Write(tag, img))
-	return port
+	dir := t.TempDir()
+	p, err := layout.Write(filepath.Join(dir, "layout"), empty.Index)
+	must(t, err)
+	must(t, p.AppendImage(img))
+	out := filepath.Join(dir, "os-"+version+".oci.tar")
+	run(t, "tar", "-C", filepath.Join(dir, "layout"), "-cf", out, ".")
+	return out
+}
+
+// SignOSImage signs the OS image archive at p with the PEM private key.
+func SignOSImage(t *testing.T, p string, key []byte) {
+	t.Helper()
+	k, err := osimage.ParsePrivateKey(key)
+	must(t, err)
+	_, err = osimage.SignArchive(p, k, "docker.io/rosos/os")
+	must(t, err)
 }
