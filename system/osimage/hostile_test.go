@@ -36,7 +36,7 @@ func dirEntry(name string) entry {
 	return entry{h: tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}}
 }
 
-func tarOf(t *testing.T, es ...entry) []byte {
+func tarOf(t testing.TB, es ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -244,5 +244,28 @@ func TestUnpackKeepsLinksInsideAndXattrs(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{"bin", "sh", "usr"}) {
 		t.Errorf("slot holds %v", names)
+	}
+}
+
+// TestWhiteoutOfAnUnlistedDirectory: a directory a layer never lists (only
+// files under it) and a higher layer whites out takes its symlinks with
+// it: what the next layer writes there is not refused.
+func TestWhiteoutOfAnUnlistedDirectory(t *testing.T) {
+	outside, unchanged := outsideDir(t)
+	l1 := tarOf(t, symlink("a/b/link", outside), reg("a/b/f", "x"))
+	l2 := tarOf(t, reg(".wh.a", ""), reg("a/b/link/file", "inside"))
+	a, err := open(t, archive(t, osLabels, rawLayer(l1), rawLayer(l2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := filepath.Join(t.TempDir(), "B.new")
+	if err := a.Unpack(context.Background(), slot, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(slot, "a/b/link/file")); err != nil || string(b) != "inside" {
+		t.Errorf("a/b/link/file = %q, %v", b, err)
+	}
+	if !unchanged() {
+		t.Error("the directory outside the slot was changed")
 	}
 }

@@ -45,7 +45,7 @@ func layerOf(t *testing.T, files []file) v1.Layer {
 }
 
 // archive writes an OCI archive of an image with the labels and layers.
-func archive(t *testing.T, labels map[string]string, layers ...v1.Layer) string {
+func archive(t testing.TB, labels map[string]string, layers ...v1.Layer) string {
 	t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
@@ -86,7 +86,7 @@ func archive(t *testing.T, labels map[string]string, layers ...v1.Layer) string 
 	return out
 }
 
-func open(t *testing.T, p string) (*Archive, error) {
+func open(t testing.TB, p string) (*Archive, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)

@@ -25,10 +25,11 @@ import (
 type entryRules struct {
 	links map[string]string // path -> symlink target
 	files map[string]bool   // regular files, for hard links
+	dirs  map[string]bool   // directories: only their removal has a subtree to forget
 }
 
 func newEntryRules() *entryRules {
-	return &entryRules{links: map[string]string{}, files: map[string]bool{}}
+	return &entryRules{links: map[string]string{}, files: map[string]bool{}, dirs: map[string]bool{}}
 }
 
 // cleanName turns an entry's name or hard link target into a path
@@ -56,22 +57,34 @@ func (r *entryRules) throughLink(p string) (string, bool) {
 	return "", false
 }
 
-// forget drops what the rules know of p and everything under it (a
-// whiteout or a replaced entry).
+// forget drops what the rules know of p (with self) and, when p is a
+// directory, of everything under it: a whiteout, or an entry that replaces
+// p. Only a directory's removal walks the maps, so the check stays linear
+// in the entries for a root file system's thousands of files and links.
 func (r *entryRules) forget(p string, self bool) {
+	if self {
+		delete(r.links, p)
+		delete(r.files, p)
+	}
+	if !r.dirs[p] && p != "" {
+		return
+	}
+	if self {
+		delete(r.dirs, p)
+	}
 	prefix := p + "/"
 	if p == "" {
 		prefix = ""
 	}
-	for _, m := range []map[string]bool{r.files} {
+	for _, m := range []map[string]bool{r.files, r.dirs} {
 		for k := range m {
-			if (self && k == p) || strings.HasPrefix(k, prefix) {
+			if strings.HasPrefix(k, prefix) {
 				delete(m, k)
 			}
 		}
 	}
 	for k := range r.links {
-		if (self && k == p) || strings.HasPrefix(k, prefix) {
+		if strings.HasPrefix(k, prefix) {
 			delete(r.links, k)
 		}
 	}
@@ -87,6 +100,15 @@ func (r *entryRules) check(h *tar.Header) error {
 	}
 	dir, base := path.Split(p)
 	dir = strings.TrimSuffix(dir, "/")
+	// Parents are directories, whether the layer lists them or not.
+	for i := 0; i < len(dir); i++ {
+		if dir[i] == '/' {
+			r.dirs[dir[:i]] = true
+		}
+	}
+	if dir != "" {
+		r.dirs[dir] = true
+	}
 	if strings.HasPrefix(base, ".wh.") {
 		if base == ".wh..wh..opq" {
 			r.forget(dir, false)
@@ -109,8 +131,9 @@ func (r *entryRules) check(h *tar.Header) error {
 	case tar.TypeDir:
 		delete(r.links, p)
 		delete(r.files, p)
+		r.dirs[p] = true
 	case tar.TypeReg, tar.TypeRegA:
-		delete(r.links, p)
+		r.forget(p, true)
 		r.files[p] = true
 	case tar.TypeSymlink:
 		if h.Linkname == "" {

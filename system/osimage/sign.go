@@ -111,16 +111,27 @@ func ParsePrivateKey(b []byte) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("private key: %w", err)
 	}
+	if err := checkKind(k); err != nil {
+		return nil, err
+	}
+	return k.(crypto.Signer), nil
+}
+
+// checkKind refuses keys other than ECDSA P-256 and Ed25519, public or
+// private.
+func checkKind(k any) error {
 	switch k := k.(type) {
 	case *ecdsa.PrivateKey:
+		return checkKind(&k.PublicKey)
+	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("an ECDSA key on %s: only P-256 is supported", k.Curve.Params().Name)
+			return fmt.Errorf("an ECDSA key on %s: only P-256 is supported", k.Curve.Params().Name)
 		}
-		return k, nil
-	case ed25519.PrivateKey:
-		return k, nil
+		return nil
+	case ed25519.PrivateKey, ed25519.PublicKey:
+		return nil
 	}
-	return nil, fmt.Errorf("a %T key: only ECDSA P-256 and Ed25519 are supported", k)
+	return fmt.Errorf("a %T key: only ECDSA P-256 and Ed25519 are supported", k)
 }
 
 // ParsePublicKey reads one PEM public key (PKIX, "PUBLIC KEY") of a kind
@@ -137,14 +148,8 @@ func ParsePublicKey(s string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("public key: %w", err)
 	}
-	switch k := k.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("an ECDSA key on %s: only P-256 is supported", k.Curve.Params().Name)
-		}
-	case ed25519.PublicKey:
-	default:
-		return nil, fmt.Errorf("a %T key: only ECDSA P-256 and Ed25519 are supported", k)
+	if err := checkKind(k); err != nil {
+		return nil, err
 	}
 	return k, nil
 }
