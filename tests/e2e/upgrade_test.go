@@ -3,12 +3,19 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rosos/ros/system/osimage"
 )
 
 // bootedSlot waits for the boot-complete line after mark and returns
@@ -25,14 +32,41 @@ func bootedSlot(m *Machine, mark int) string {
 // 10.0.2.2) through system containerd; then a rollback. The data of /home,
 // /opt, /var/lib/rancher, the user Docker's containers and the SSH host
 // keys survive each.
+//
+// The node trusts one signing key (rancher.upgrade.public_keys) and both
+// upgrades are signed by it. Before them, images that must be refused are
+// (one that would write through a symlink onto the node's /etc, an
+// unsigned one, one signed by another key; from disks and the registry),
+// and each leaves the slots and the boot environment as they were. The
+// registry wants credentials: rancher.registry_auths gives them, and they
+// are never printed.
 func TestUpgradeAndRollback(t *testing.T) {
 	v := Version(t)
 	vb := v + "-b"
-	orig := OSImage(t)
+	priv, pub, err := osimage.GenerateKey()
+	must(t, err)
+	otherPriv, _, err := osimage.GenerateKey()
+	must(t, err)
+	orig := copyFile(t, OSImage(t))
+	SignOSImage(t, orig, priv)
 	derived := DeriveOSImage(t, orig, vb, OSRelease(vb))
-	port := ServeRegistry(t, "rosos/os:"+v, orig)
+	SignOSImage(t, derived, priv)
+	hostile := TinyOSImage(t, v+"-hostile",
+		tar.Header{Name: "etc-link", Typeflag: tar.TypeSymlink, Linkname: "/etc", Mode: 0o777},
+		tar.Header{Name: "etc-link/evil-upgrade", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5})
+	SignOSImage(t, hostile, priv)
+	unsigned := TinyOSImage(t, v+"-unsigned", tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	wrongKey := TinyOSImage(t, v+"-wrongkey", tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	SignOSImage(t, wrongKey, otherPriv)
+	reg := NewRegistry(t, "rosos", "s3cret-pass")
+	reg.Push("rosos/os:"+v, orig)
+	reg.Push("rosos/os:unsigned", unsigned)
+	registry := fmt.Sprintf("10.0.2.2:%d", reg.Port)
+
+	keyYAML := "    - |\n      " + strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      ") + "\n"
 	key := NewKey(t)
-	m := New(t, Options{UserData: SeedConfig(key, ""), Disks: []string{derived}})
+	m := New(t, Options{UserData: SeedConfig(key, "rancher:\n  upgrade:\n    public_keys:\n"+keyYAML),
+		Disks: []string{derived, hostile, unsigned, wrongKey}})
 	m.Boot()
 	if got := bootedSlot(m, 0); got != "A, version "+v {
 		t.Fatalf("first boot: %s", got)
@@ -58,11 +92,25 @@ func TestUpgradeAndRollback(t *testing.T) {
 		s.Eventually("docker ps -a --format '{{.Names}}'", 3*time.Minute, func(out string) bool { return contains(out, "keep") })
 	}
 
+	// Refused images write nothing. Slot A is marked good first, so that
+	// the list compared is settled.
+	before := s.Eventually("sudo ros os list", 5*time.Minute, func(list string) bool {
+		return regexpLines(list, `A\s+`+regexp.QuoteMeta(v)+`\s+yes\s+yes\s+-\s+yes\s+3`) != nil
+	})
+	for _, c := range []struct{ name, args, want string }{
+		{"hostile archive", "--file /dev/vdd", "goes through the symlink /etc-link -> /etc"},
+		{"unsigned archive", "--file /dev/vde", "the image is not signed"},
+		{"archive signed by another key", "--file /dev/vdf", "not made by any key of rancher.upgrade.public_keys"},
+		{"image from a registry without its credentials", "--plain-http --image " + registry + "/rosos/os:" + v, "no basic auth credentials"},
+	} {
+		t.Run("refused "+c.name, func(t *testing.T) { upgradeRefused(t, s, c.args, c.want, before) })
+	}
+
 	// A to B: the derived image on /dev/vdc.
 	upStart := time.Now()
 	out := s.MustRun("sudo ros os upgrade --no-reboot --file /dev/vdc")
 	t.Logf("ros os upgrade took %s:\n%s", time.Since(upStart).Round(time.Second), out)
-	if !contains(out, "version "+vb) || !contains(out, "slot B (version "+vb+") will be tried at the next boot") {
+	if !contains(out, "version "+vb) || !contains(out, "signature: good") || !contains(out, "slot B (version "+vb+") will be tried at the next boot") {
 		t.Fatalf("upgrade: %s", out)
 	}
 	list := s.MustRun("sudo ros os list")
@@ -78,8 +126,22 @@ func TestUpgradeAndRollback(t *testing.T) {
 	s = m.SSH("rancher", key, 5*time.Minute)
 	t.Run("A to B", func(t *testing.T) { check(t, s, vb) })
 
-	// B to A: the original version from the registry.
-	registry := fmt.Sprintf("10.0.2.2:%d", port)
+	// B to A: the original version from the registry, with the
+	// credentials of rancher.registry_auths, which are never printed.
+	auth := base64.StdEncoding.EncodeToString([]byte("rosos:s3cret-pass"))
+	s.MustRun(fmt.Sprintf("printf 'rancher:\\n  registry_auths:\\n    %s:\\n      auth: %s\\n' | sudo ros config merge", registry, auth))
+	for _, cmd := range []string{"sudo ros config export", "sudo ros config export --full --private", "sudo ros config get rancher",
+		"sudo ros config get rancher.registry_auths", "sudo cat /run/ros/config.yml"} {
+		if out, _ := s.Run(cmd); contains(out, auth) || contains(out, "s3cret") {
+			t.Errorf("%s printed the credentials:\n%s", cmd, out)
+		}
+	}
+	if out := s.MustRun("sudo stat -c %a:%U /var/lib/rancher/conf/cloud-config.yml"); strings.TrimSpace(out) != "600:root" {
+		t.Errorf("cloud-config.yml: %s, want 600:root", out)
+	}
+	t.Run("refused unsigned image from a registry", func(t *testing.T) {
+		upgradeRefused(t, s, "--plain-http --image "+registry+"/rosos/os:unsigned", "the image is not signed", s.MustRun("sudo ros os list"))
+	})
 	if out, err := s.Run("sudo ros os upgrade --no-reboot --plain-http --image " + registry + "/rosos/nothing:1"); err == nil || !contains(out, "pull") {
 		t.Errorf("upgrade from a missing image: err %v\n%s", err, out)
 	}
@@ -88,7 +150,7 @@ func TestUpgradeAndRollback(t *testing.T) {
 	upStart = time.Now()
 	out = s.MustRun("sudo ros os upgrade --plain-http --image " + ref)
 	t.Logf("ros os upgrade --image took %s:\n%s", time.Since(upStart).Round(time.Second), out)
-	if !contains(out, "pulled "+ref) || !contains(out, "slot A (version "+v+")") {
+	if !contains(out, "pulled "+ref) || !contains(out, "signature: good") || !contains(out, "slot A (version "+v+")") {
 		t.Fatalf("upgrade back from the registry: %s", out)
 	}
 	s.Close()
@@ -204,4 +266,37 @@ func TestPowerCutDuringUpgrade(t *testing.T) {
 	}
 	s = m.SSH("rancher", key, 5*time.Minute)
 	s.Close()
+}
+
+// upgradeRefused runs ros os upgrade with args, which must fail with want
+// and leave the slots as ros os list showed them (before), with nothing
+// written: no SLOT.new, nothing in /etc.
+func upgradeRefused(t *testing.T, s *SSH, args, want, before string) {
+	t.Helper()
+	out, err := s.Run("sudo ros os upgrade --no-reboot " + args)
+	if err == nil || !contains(out, want) {
+		t.Fatalf("ros os upgrade %s: err %v, want an error with %q:\n%s", args, err, want, out)
+	}
+	t.Logf("refused:\n%s", out)
+	if after := s.MustRun("sudo ros os list"); after != before {
+		t.Errorf("ros os list changed:\n%s\nwas:\n%s", after, before)
+	}
+	if out, _ := s.Run("sudo ls /run/ros/state; ls /etc/evil-upgrade"); !contains(out, "No such file") || contains(out, ".new") {
+		t.Errorf("something was written: %s", out)
+	}
+}
+
+// copyFile copies p into the test's temporary directory.
+func copyFile(t *testing.T, p string) string {
+	t.Helper()
+	in, err := os.Open(p)
+	must(t, err)
+	defer in.Close()
+	out := filepath.Join(t.TempDir(), filepath.Base(p))
+	f, err := os.Create(out)
+	must(t, err)
+	_, err = io.Copy(f, in)
+	must(t, err)
+	must(t, f.Close())
+	return out
 }
