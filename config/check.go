@@ -259,3 +259,28 @@ var v1Unsupported = map[string]string{
 	"rancher.state.oem_dev":          "the OEM partition is found by its label, RANCHER_OEM",
 	"rancher.state.oem_fstype":       "the OEM partition is found by its label, RANCHER_OEM",
 }
+
+// Keys lists the key paths of a cloud-config document that have a fixed
+// name (rancher.network.dns.nameservers), in order: for completion. Map keys
+// the user names (rancher.services.NAME) end the path.
+func Keys() []string {
+	var out []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		if t.Kind() != reflect.Struct || t == typeFileMode || t == typeCommand {
+			return
+		}
+		for i := 0; i < t.NumField(); i++ {
+			name := yamlName(t.Field(i))
+			if name == "" {
+				continue
+			}
+			k := join(prefix, name)
+			out = append(out, k)
+			walk(t.Field(i).Type, k)
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	sort.Strings(out)
+	return out
+}

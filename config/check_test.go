@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -247,4 +248,33 @@ func TestV1UnsupportedKeys(t *testing.T) {
 			t.Errorf("%s: %v", key, err)
 		}
 	}
+}
+
+func TestKeys(t *testing.T) {
+	keys := Keys()
+	for _, want := range []string{"hostname", "rancher.network.dns.nameservers", "rancher.docker.extra_args", "rancher.upgrade.public_keys"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("Keys() lacks %s", want)
+		}
+	}
+	for _, k := range keys {
+		if err := Check(mustDoc(t, k)); err != nil && strings.Contains(err.Error(), "unknown key") {
+			t.Errorf("Keys() lists %s, which Check does not know: %v", k, err)
+		}
+	}
+}
+
+// mustDoc is a document that sets key to null, which every type takes.
+func mustDoc(t *testing.T, key string) map[string]any {
+	t.Helper()
+	doc := map[string]any{}
+	m := doc
+	parts := strings.Split(key, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next := map[string]any{}
+		m[p] = next
+		m = next
+	}
+	m[parts[len(parts)-1]] = nil
+	return doc
 }

@@ -11,23 +11,24 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rosos/ros/init/bootlog"
-	"github.com/rosos/ros/services"
+	"github.com/rosos/ros/internal/paths"
 )
 
 func bootCmd() *cobra.Command {
 	c := &cobra.Command{Use: "boot", Short: "What the last boot did"}
+	var out *output
 	a := &cobra.Command{
 		Use:   "analyze",
 		Short: "Each boot stage and each service (created, started, healthy), slowest first",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			evs, err := readTimeline(services.Timeline)
+			evs, err := readTimeline(paths.Timeline)
 			if err != nil {
 				return err
 			}
 			rows := Analyze(evs)
-			if outputFormat == "json" {
-				return printJSON(rows)
+			if out.json() {
+				return printJSON(os.Stdout, rows)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "TOOK\tWHAT\tBEGAN\tSTARTED\tHEALTHY")
@@ -37,7 +38,7 @@ func bootCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	addOutputFlag(a)
+	out = addOutput(a, "table", "json")
 	c.AddCommand(a)
 	return c
 }

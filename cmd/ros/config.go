@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -12,8 +11,9 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/rosos/ros/client"
 	"github.com/rosos/ros/config"
-	"github.com/rosos/ros/services"
+	"github.com/rosos/ros/internal/compose"
 )
 
 func configCmd() *cobra.Command {
@@ -38,25 +38,41 @@ func printYAML(w io.Writer, v any) error {
 }
 
 func configGetCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "get KEY",
-		Short: "Print the value of KEY in the merged config (rancher.network.dns.nameservers)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			var r services.GetReply
-			if err := client().Do("GET", "/v1/config/key?key="+url.QueryEscape(args[0]), nil, &r); err != nil {
+	var out *output
+	c := &cobra.Command{
+		Use:               "get KEY",
+		Short:             "Print the value of KEY in the merged config (rancher.network.dns.nameservers)",
+		Example:           "  ros config get hostname\n  ros config get rancher.network -o json",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeKeys,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := api().Get(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if !r.Set {
 				return fmt.Errorf("%s is not set", args[0])
 			}
+			if out.json() {
+				return printJSON(os.Stdout, r.Value)
+			}
 			return printYAML(os.Stdout, r.Value)
 		},
 	}
+	out = addOutput(c, "yaml", "json")
+	return c
+}
+
+// completeKeys completes the config's key paths (first argument only).
+func completeKeys(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return config.Keys(), cobra.ShellCompDirectiveNoFileComp
 }
 
 // printPlan says what a change did or, dry run, would do.
-func printPlan(w io.Writer, p services.Plan) {
+func printPlan(w io.Writer, p client.Plan) {
 	verb := map[bool]string{true: "would change", false: "changed"}[p.DryRun]
 	if len(p.Changes) == 0 {
 		fmt.Fprintln(w, "no change to the running config")
@@ -123,9 +139,9 @@ func setFlow(n *yaml.Node) {
 	}
 }
 
-func reconfigure(req services.ReconfigureRequest) error {
-	var p services.Plan
-	if err := client().Do("POST", "/v1/config", req, &p); err != nil {
+func reconfigure(ctx context.Context, req client.ReconfigureRequest) error {
+	p, err := api().Reconfigure(ctx, req)
+	if err != nil {
 		return err
 	}
 	printPlan(os.Stdout, p)
@@ -143,9 +159,13 @@ with dots of its own is written in brackets: rancher.network.interfaces[eth0.100
 The whole config is checked first: a bad key, type or value is refused and
 nothing changes. Keys that can be applied live are (host name, keys,
 network and DNS, sysctl, services); others say they need a reboot.`,
-		Args: cobra.ExactArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			return reconfigure(services.ReconfigureRequest{Key: args[0], Value: args[1], DryRun: dry})
+		Example: "  ros config set hostname node1\n" +
+			"  ros config set --dry-run rancher.network.dns.nameservers '[1.1.1.1, 9.9.9.9]'\n" +
+			"  ros config set rancher.network.interfaces[eth0.100].dhcp true",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: completeKeys,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return reconfigure(cmd.Context(), client.ReconfigureRequest{Key: args[0], Value: args[1], DryRun: dry})
 		},
 	}
 	c.Flags().BoolVar(&dry, "dry-run", false, "print what would change and which services would restart; change nothing")
@@ -155,11 +175,13 @@ network and DNS, sysctl, services); others say they need a reboot.`,
 func configUnsetCmd() *cobra.Command {
 	var dry bool
 	c := &cobra.Command{
-		Use:   "unset KEY",
-		Short: "Remove KEY from the user's config and apply the result",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			return reconfigure(services.ReconfigureRequest{Key: args[0], Unset: true, DryRun: dry})
+		Use:               "unset KEY",
+		Short:             "Remove KEY from the user's config and apply the result",
+		Example:           "  ros config unset rancher.sysctl",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeKeys,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return reconfigure(cmd.Context(), client.ReconfigureRequest{Key: args[0], Unset: true, DryRun: dry})
 		},
 	}
 	c.Flags().BoolVar(&dry, "dry-run", false, "print what would change; change nothing")
@@ -177,15 +199,16 @@ func configMergeCmd() *cobra.Command {
 	var dry bool
 	var file string
 	c := &cobra.Command{
-		Use:   "merge [-i FILE]",
-		Short: "Merge a cloud-config document (stdin, or -i FILE) into the user's config and apply it",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Use:     "merge [-i FILE]",
+		Short:   "Merge a cloud-config document (stdin, or -i FILE) into the user's config and apply it",
+		Example: "  ros config merge -i node.yml --dry-run\n  echo 'hostname: n1' | ros config merge",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := readInput(file)
 			if err != nil {
 				return err
 			}
-			return reconfigure(services.ReconfigureRequest{Doc: string(b), DryRun: dry})
+			return reconfigure(cmd.Context(), client.ReconfigureRequest{Doc: string(b), DryRun: dry})
 		},
 	}
 	c.Flags().StringVarP(&file, "input", "i", "", "the document (default: stdin)")
@@ -196,20 +219,15 @@ func configMergeCmd() *cobra.Command {
 func configExportCmd() *cobra.Command {
 	var full, private bool
 	var file string
+	var out *output
 	c := &cobra.Command{
-		Use:   "export",
-		Short: "Print the user's config (every layer but the image's); --full adds the image's defaults and built-in services",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			q := url.Values{}
-			if full {
-				q.Set("full", "1")
-			}
-			if private {
-				q.Set("private", "1")
-			}
-			var doc map[string]any
-			if err := client().Do("GET", "/v1/config?"+q.Encode(), nil, &doc); err != nil {
+		Use:     "export",
+		Short:   "Print the user's config (every layer but the image's); --full adds the image's defaults and built-in services",
+		Example: "  ros config export\n  ros config export --full -o json\n  ros config export --private --file /root/node.yml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			doc, err := api().Export(cmd.Context(), full, private)
+			if err != nil {
 				return err
 			}
 			w := io.Writer(os.Stdout)
@@ -221,6 +239,9 @@ func configExportCmd() *cobra.Command {
 				defer f.Close()
 				w = f
 			}
+			if out.json() {
+				return printJSON(w, doc)
+			}
 			fmt.Fprintln(w, "#cloud-config")
 			if len(doc) == 0 {
 				return nil
@@ -230,7 +251,8 @@ func configExportCmd() *cobra.Command {
 	}
 	c.Flags().BoolVar(&full, "full", false, "include the image's defaults and the built-in services")
 	c.Flags().BoolVar(&private, "private", false, "include secrets (SSH host keys, TLS keys)")
-	c.Flags().StringVarP(&file, "output", "o", "", "write to this file (mode 0600) instead of stdout")
+	c.Flags().StringVarP(&file, "file", "f", "", "write to this file (mode 0600) instead of stdout")
+	out = addOutput(c, "yaml", "json")
 	return c
 }
 
@@ -260,7 +282,7 @@ func configValidateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := services.Parse(context.Background(), cfg.Rancher.Services, cfg.Rancher.Environment); err != nil {
+			if _, err := compose.Parse(context.Background(), cfg.Rancher.Services, cfg.Rancher.Environment); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			fmt.Printf("%s: valid\n", name)
@@ -276,9 +298,9 @@ func configImagesCmd() *cobra.Command {
 		Use:   "images",
 		Short: "List the images of the configured services",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			var r services.ListReply
-			if err := client().Do("GET", "/v1/services", nil, &r); err != nil {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := api().Services(cmd.Context())
+			if err != nil {
 				return err
 			}
 			seen := map[string]bool{}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,9 +29,24 @@ func main() {
 		}
 		select {} // PID 1 must not exit
 	}
-	if err := root().Execute(); err != nil {
-		os.Exit(1)
+	os.Exit(run(os.Args[1:]))
+}
+
+// run runs the ros command line and returns its exit status: a command's
+// own (ros service exec) or 1 for an error, which it prints.
+func run(args []string) int {
+	c := root()
+	c.SetArgs(args)
+	err := c.Execute()
+	var code exitCode
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &code):
+		return int(code)
 	}
+	fmt.Fprintln(os.Stderr, "Error:", err)
+	return 1
 }
 
 func root() *cobra.Command {
@@ -38,7 +54,9 @@ func root() *cobra.Command {
 		Use:           "ros",
 		Short:         "Control a rosos node",
 		SilenceUsage:  true,
-		SilenceErrors: false,
+		SilenceErrors: true, // run prints them, but for an exit status
+		Example: "  ros service list\n  ros config set rancher.network.dns.nameservers '[1.1.1.1]'\n" +
+			"  ros os upgrade --image registry.example:5000/rosos/os:v1.2.0",
 	}
 	c.AddCommand(versionCmd(), rebootCmd(), poweroffCmd(), haltCmd(), serviceManagerCmd(), networkCmd(), serviceCmd(), configCmd(), osCmd(), installCmd(), bootCmd())
 	return c

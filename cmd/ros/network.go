@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rosos/ros/config"
-	"github.com/rosos/ros/services"
+	"github.com/rosos/ros/internal/paths"
 	"github.com/rosos/ros/system/network"
 )
 
@@ -43,7 +43,7 @@ func networkCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&cfgPath, "config", services.MergedConfig, "the merged node config")
+	c.Flags().StringVar(&cfgPath, "config", paths.MergedConfig, "the merged node config")
 	c.Flags().StringVar(&resolv, "resolv-conf", "/etc/resolv.conf", "resolv.conf to write")
 	c.Flags().StringVar(&state, "state", "/run/ros-network/addresses.json", "where the static addresses set are kept, so a change removes those no longer configured (\"\": not kept)")
 	return c

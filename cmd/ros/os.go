@@ -6,9 +6,8 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/rosos/ros/client"
 	"github.com/spf13/cobra"
-
-	"github.com/rosos/ros/services"
 )
 
 func osCmd() *cobra.Command {
@@ -22,9 +21,9 @@ func osVersionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print the running OS version",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			var slots []services.SlotInfo
-			if err := client().Do("GET", "/v1/os", nil, &slots); err != nil {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			slots, err := api().Slots(cmd.Context())
+			if err != nil {
 				return err
 			}
 			for _, s := range slots {
@@ -46,17 +45,18 @@ func yes(b bool) string {
 }
 
 func osListCmd() *cobra.Command {
+	var out *output
 	c := &cobra.Command{
 		Use:   "list",
 		Short: "Both slots: version, which is running, which boots next, whether it booted well, the last failed attempt",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			var slots []services.SlotInfo
-			if err := client().Do("GET", "/v1/os", nil, &slots); err != nil {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			slots, err := api().Slots(cmd.Context())
+			if err != nil {
 				return err
 			}
-			if outputFormat == "json" {
-				return printJSON(slots)
+			if out.json() {
+				return printJSON(os.Stdout, slots)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SLOT\tVERSION\tRUNNING\tDEFAULT\tNEXT\tGOOD\tTRIES LEFT\tFAILED\tFORMAT")
@@ -70,12 +70,12 @@ func osListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	addOutputFlag(c)
+	out = addOutput(c, "table", "json")
 	return c
 }
 
 func osUpgradeCmd() *cobra.Command {
-	var req services.UpgradeRequest
+	var req client.UpgradeRequest
 	c := &cobra.Command{
 		Use:   "upgrade --file ARCHIVE | --image REF [--no-reboot] [--force]",
 		Short: "Write an OS image into the other slot, try it at the next boot, and reboot",
@@ -85,8 +85,10 @@ containerd, into the slot that is not running, check every
 digest, and make GRUB try it at the next boot, up to 3 times. If it does not
 boot well, GRUB goes back to the running slot by itself. The running slot and
 the boot environment are not changed until the new slot is complete.`,
+		Example: "  ros os upgrade --file /home/rancher/rosos-os-v1.2.0.oci.tar\n" +
+			"  ros os upgrade --image registry.example:5000/rosos/os:v1.2.0 --no-reboot",
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.File != "" && req.Image != "" {
 				return fmt.Errorf("give the OS image as --file ARCHIVE or --image REF, not both")
 			}
@@ -97,12 +99,7 @@ the boot environment are not changed until the new slot is complete.`,
 				}
 				req.File = p
 			}
-			body, err := client().Stream("POST", "/v1/os/upgrade", req)
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			if err := services.ReadStream(body, os.Stdout); err != nil {
+			if _, err := api().Upgrade(cmd.Context(), req, os.Stdout); err != nil {
 				return err
 			}
 			if req.NoReboot {
@@ -127,12 +124,12 @@ func osRollbackCmd() *cobra.Command {
 		Use:   "rollback [--no-reboot]",
 		Short: "Boot the other slot (one that booted well before) next, and reboot",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			var r map[string]string
-			if err := client().Do("POST", "/v1/os/rollback", map[string]bool{"no_reboot": noReboot}, &r); err != nil {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			slot, err := api().Rollback(cmd.Context(), client.RollbackRequest{NoReboot: noReboot})
+			if err != nil {
 				return err
 			}
-			fmt.Printf("slot %s boots next\n", r["ok"])
+			fmt.Printf("slot %s boots next\n", slot)
 			return nil
 		},
 	}
@@ -141,7 +138,7 @@ func osRollbackCmd() *cobra.Command {
 }
 
 func installCmd() *cobra.Command {
-	var req services.InstallRequest
+	var req client.InstallRequest
 	var cloudConfig string
 	c := &cobra.Command{
 		Use:   "install --device DEV [--cloud-config FILE] [--no-reboot] [--force]",
@@ -150,8 +147,9 @@ func installCmd() *cobra.Command {
 slot A, RANCHER_PERSISTENT), put the running OS in slot A and GRUB on the
 ESP, and store FILE as the installed node's cloud-config. A disk that has
 partitions or a file system is refused unless --force.`,
-		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Example: "  ros install --device /dev/vda --cloud-config node.yml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cloudConfig != "" {
 				b, err := os.ReadFile(cloudConfig)
 				if err != nil {
@@ -159,12 +157,7 @@ partitions or a file system is refused unless --force.`,
 				}
 				req.CloudConfig = b
 			}
-			body, err := client().Stream("POST", "/v1/install", req)
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			if err := services.ReadStream(body, os.Stdout); err != nil {
+			if _, err := api().Install(cmd.Context(), req, os.Stdout); err != nil {
 				return err
 			}
 			if !req.NoReboot {

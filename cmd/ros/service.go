@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,22 +15,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/rosos/ros/services"
+	"github.com/rosos/ros/client"
+	"github.com/rosos/ros/internal/paths"
+	ctrdrunner "github.com/rosos/ros/internal/runner/containerd"
+	"golang.org/x/term"
 )
-
-var outputFormat string
-
-func addOutputFlag(c *cobra.Command) {
-	c.Flags().StringVarP(&outputFormat, "output", "o", "table", "table or json")
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func client() *services.Client { return services.NewClient(services.Socket) }
 
 func serviceCmd() *cobra.Command {
 	c := &cobra.Command{Use: "service", Aliases: []string{"s"}, Short: "List, enable, start, stop and inspect system services"}
@@ -42,7 +30,7 @@ func serviceCmd() *cobra.Command {
 	return c
 }
 
-func uptime(st services.State) string {
+func uptime(st client.Service) string {
 	if st.Status != "running" || st.Since.IsZero() {
 		return "-"
 	}
@@ -54,15 +42,17 @@ func serviceListCmd(psOnly bool) *cobra.Command {
 	if psOnly {
 		use, short = "ps", "The services that have a container, with pid and uptime"
 	}
+	var out *output
 	c := &cobra.Command{
 		Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			var r services.ListReply
-			if err := client().Do("GET", "/v1/services", nil, &r); err != nil {
+		Example: "  ros service " + use + "\n  ros service " + use + " -o json",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := api().Services(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if psOnly {
-				var keep []services.State
+				var keep []client.Service
 				for _, s := range r.Services {
 					if s.Status != "stopped" && s.Status != "removed" {
 						keep = append(keep, s)
@@ -70,8 +60,8 @@ func serviceListCmd(psOnly bool) *cobra.Command {
 				}
 				r.Services, r.Catalog = keep, nil
 			}
-			if outputFormat == "json" {
-				return printJSON(r)
+			if out.json() {
+				return printJSON(os.Stdout, r)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			if psOnly {
@@ -91,11 +81,11 @@ func serviceListCmd(psOnly bool) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	addOutputFlag(c)
+	out = addOutput(c, "table", "json")
 	return c
 }
 
-func state(s services.State) string {
+func state(s client.Service) string {
 	st := s.Status
 	if s.Health != "" {
 		st += " (" + s.Health + ")"
@@ -113,10 +103,15 @@ func enableCmd() *cobra.Command {
 		Short: "Enable and start a service from the catalog, a local compose file or a URL",
 		Long: "Enable checks the compose file first (every field supported, names free, images present or\n" +
 			"pullable) and changes nothing if it is refused. It then sets rancher.services_include.NAME,\n" +
-			"keeps the file in " + services.IncludedDir + ", and starts the service.",
-		Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			req := services.EnableRequest{Ref: args[0], Name: name}
+			"keeps the file in " + paths.IncludedDir + ", and starts the service.",
+		Example: "  ros service enable debug-shell\n  ros service enable ./web.yml\n  ros service enable --name web https://example.com/web.yml",
+		Args:    cobra.ExactArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			names, _ := completeServices(true)(cmd, args, toComplete)
+			return names, cobra.ShellCompDirectiveDefault // a catalog name, or a file
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := client.EnableRequest{Ref: args[0], Name: name}
 			if !strings.Contains(args[0], "://") {
 				if b, err := os.ReadFile(args[0]); err == nil {
 					req.Content = b
@@ -127,11 +122,8 @@ func enableCmd() *cobra.Command {
 					return fmt.Errorf("enable %s: %w", args[0], err)
 				}
 			}
-			var r struct {
-				Enabled  string   `json:"enabled"`
-				Services []string `json:"services"`
-			}
-			if err := client().Do("POST", "/v1/enable", req, &r); err != nil {
+			r, err := api().Enable(cmd.Context(), req)
+			if err != nil {
 				return fmt.Errorf("enable %s: %w", args[0], err)
 			}
 			fmt.Printf("enabled %s: started %s\n", r.Enabled, strings.Join(r.Services, ", "))
@@ -145,8 +137,10 @@ func enableCmd() *cobra.Command {
 func disableCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "disable NAME", Short: "Stop an enabled service, remove its containers, and keep it off at boot", Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			if err := client().Do("POST", "/v1/disable", map[string]string{"name": args[0]}, nil); err != nil {
+		Example:           "  ros service disable debug-shell",
+		ValidArgsFunction: completeServices(false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := api().Disable(cmd.Context(), args[0]); err != nil {
 				return fmt.Errorf("disable %s: %w", args[0], err)
 			}
 			fmt.Printf("disabled %s\n", args[0])
@@ -158,8 +152,9 @@ func disableCmd() *cobra.Command {
 func upCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "up [NAME...]", Short: "Start the named services (default: every known service) that are not running",
-		RunE: func(_ *cobra.Command, args []string) error {
-			return client().Do("POST", "/v1/up", map[string][]string{"names": args}, nil)
+		ValidArgsFunction: completeServices(false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return api().Up(cmd.Context(), args)
 		},
 	}
 }
@@ -167,10 +162,12 @@ func upCmd() *cobra.Command {
 func actionCmd(action, short string) *cobra.Command {
 	return &cobra.Command{
 		Use: action + " NAME...", Short: short, Args: cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		Example:           "  ros service " + action + " ntp",
+		ValidArgsFunction: completeServices(false),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			var errs []error
 			for _, n := range args {
-				if err := client().Do("POST", "/v1/services/"+n+"/"+action, nil, nil); err != nil {
+				if err := api().Action(cmd.Context(), n, action); err != nil {
 					errs = append(errs, fmt.Errorf("%s %s: %w", action, n, err))
 					continue
 				}
@@ -185,9 +182,11 @@ func logsCmd() *cobra.Command {
 	var follow bool
 	var tail int
 	c := &cobra.Command{
-		Use: "logs NAME", Short: "Print a service's output (" + services.SystemLogDir + "/NAME.log)", Args: cobra.ExactArgs(1),
+		Use: "logs NAME", Short: "Print a service's output (" + paths.SystemLogDir + "/NAME.log)", Args: cobra.ExactArgs(1),
+		Example:           "  ros service logs -f --tail 20 console",
+		ValidArgsFunction: completeServices(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := services.LogPath(services.SystemLogDir, args[0])
+			p := paths.LogPath(args[0])
 			f, err := os.Open(p)
 			if err != nil {
 				return fmt.Errorf("logs %s: %w", args[0], err)
@@ -273,57 +272,44 @@ func execCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "exec NAME -- CMD...",
 		Short: "Run a command in a running service's container",
-		Args:  cobra.MinimumNArgs(2),
+		Long: "Exec runs CMD in the container of a running service, with its environment and\n" +
+			"namespaces. ros ends with the command's exit status. With -t the command gets a\n" +
+			"terminal (stdin must be one), which is put back as it was when the command ends.",
+		Example:           "  ros service exec console -- ps\n  ros service exec -t console -- /bin/sh",
+		Args:              cobra.MinimumNArgs(2),
+		ValidArgsFunction: completeServices(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := services.Connect(services.ContainerdSock)
+			cl, err := ctrdrunner.Connect(paths.ContainerdSock)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			r := &services.Runner{Client: cl}
+			r := &ctrdrunner.Runner{Client: cl}
+			stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
+			if tty && !stdinTTY {
+				return errors.New("-t: stdin is not a terminal")
+			}
 			var in io.Reader
-			if !isTerminal(os.Stdin) || tty {
+			if !stdinTTY || tty {
 				in = os.Stdin
 			}
 			if tty {
-				restore, err := rawTerminal(os.Stdin)
-				if err == nil {
-					defer restore()
+				old, err := term.MakeRaw(int(os.Stdin.Fd()))
+				if err != nil {
+					return fmt.Errorf("-t: %w", err)
 				}
+				defer func() { _ = term.Restore(int(os.Stdin.Fd()), old) }()
 			}
 			code, err := r.Exec(cmd.Context(), args[0], args[1:], in, os.Stdout, os.Stderr, tty)
 			if err != nil {
 				return err
 			}
 			if code != 0 {
-				os.Exit(int(code))
+				return exitCode(code) // main exits with it, after the terminal is restored
 			}
 			return nil
 		},
 	}
 	c.Flags().BoolVarP(&tty, "tty", "t", false, "give the command a terminal")
 	return c
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
-
-func rawTerminal(f *os.File) (func(), error) {
-	fd := int(f.Fd())
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return nil, err
-	}
-	raw := *old
-	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	raw.Oflag &^= unix.OPOST
-	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	raw.Cflag &^= unix.CSIZE | unix.PARENB
-	raw.Cflag |= unix.CS8
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
-		return nil, err
-	}
-	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }

@@ -5,10 +5,9 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/rosos/ros/internal/daemon"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
-
-	"github.com/rosos/ros/services"
 )
 
 // serviceManagerCmd is the service manager that PID 1 runs and supervises.
@@ -29,7 +28,7 @@ func serviceManagerCmd() *cobra.Command {
 			if os.Getenv("ROS_STATUS_FD") == "3" {
 				status = os.NewFile(3, "status")
 			}
-			return services.Daemon(ctx, console, os.Stdout, status)
+			return daemon.Run(ctx, console, os.Stdout, status)
 		},
 	}
 }

@@ -93,3 +93,12 @@ func (l *Log) Save(path string) error {
 	l.Events = nil
 	return f.Close()
 }
+
+// Console prints msg on w (the console) as the service manager's boot
+// lines look: "ros: [  12.345] msg", with the seconds since the kernel
+// started. A nil w prints nothing.
+func Console(w io.Writer, msg string) {
+	if w != nil {
+		fmt.Fprintf(w, "ros: [%8.3f] %s\n", Since().Seconds(), msg)
+	}
+}

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/rosos/ros/internal/paths"
 	"github.com/rosos/ros/system/grubenv"
 )
-
-// DefaultTries is how many boots a slot gets before GRUB gives up on it.
-const DefaultTries = 3
 
 // onTrial reports whether slot is being tried (after an upgrade or a
 // rollback) and has not booted well yet: such a boot may be given up.
@@ -32,20 +30,16 @@ func markGood(slot string) error {
 		return fmt.Errorf("booted without ros.slot: nothing to mark")
 	}
 	// Under the lock the service manager's upgrades and rollbacks take.
-	return grubenv.Update(espDir, func(env grubenv.Env, exists bool) (bool, error) {
+	return grubenv.Update(paths.PID1ESP, func(env grubenv.Env, exists bool) (bool, error) {
 		if !exists {
-			maps.Copy(env, grubenv.NewSlots(DefaultTries))
+			maps.Copy(env, grubenv.NewSlots(paths.SlotTries))
 		}
-		if env[grubenv.KeyActive] == slot && env.Tries(slot) == DefaultTries && env[grubenv.KeyNext] != slot && env[grubenv.GoodKey(slot)] == "1" {
+		if env[grubenv.KeyActive] == slot && env.Tries(slot) == paths.SlotTries && env[grubenv.KeyNext] != slot && env[grubenv.GoodKey(slot)] == "1" {
 			return false, nil // already so: do not write the ESP at every boot
 		}
-		return true, env.MarkGood(slot, DefaultTries)
+		return true, env.MarkGood(slot, paths.SlotTries)
 	})
 }
 
-// espDir is where PID 1 mounts the ESP (not the service manager's
-// /run/ros/efi-os: both may be mounted at once).
-const espDir = "/run/ros/efi"
-
 // withEnv mounts the ESP and runs f with the grubenv's path.
-func withEnv(f func(path string) error) error { return grubenv.OnESP(espDir, f) }
+func withEnv(f func(path string) error) error { return grubenv.OnESP(paths.PID1ESP, f) }

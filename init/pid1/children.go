@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/rosos/ros/internal/paths"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,13 +24,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", 
 
 // startContainerd starts system containerd under supervision.
 func (in *Init) startContainerd() *child {
-	cfg := filepath.Join(ContainerdState, "config.toml")
+	cfg := filepath.Join(paths.ContainerdState, "config.toml")
 	c := &child{
 		name:   "system containerd",
 		reaper: in.reaper,
 		log:    in.log.Printf,
 		make: func() (*exec.Cmd, func(), error) {
-			body := fmt.Sprintf(containerdConfig, ContainerdRoot, ContainerdState, ContainerdSock, ContainerdSock+".ttrpc")
+			body := fmt.Sprintf(containerdConfig, paths.ContainerdRoot, paths.ContainerdState, paths.ContainerdSock, paths.ContainerdSock+".ttrpc")
 			if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 				return nil, nil, err
 			}
@@ -61,7 +62,7 @@ func (in *Init) superviseManager(ready chan<- Ready) *child {
 			if err != nil {
 				return nil, nil, err
 			}
-			out, err := logFile(filepath.Join(SystemLogDir, "service-manager.log"))
+			out, err := logFile(filepath.Join(paths.SystemLogDir, "service-manager.log"))
 			if err != nil {
 				r.Close()
 				w.Close()

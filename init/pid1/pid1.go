@@ -12,25 +12,16 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rosos/ros/init/bootlog"
+	"github.com/rosos/ros/internal/paths"
 	"github.com/rosos/ros/system/kmod"
 	"github.com/rosos/ros/system/mount"
-)
-
-// Paths on the running node.
-const (
-	ContainerdSock  = "/run/system-containerd/containerd.sock"
-	ContainerdRoot  = "/var/lib/rancher/system-containerd"
-	ContainerdState = "/run/system-containerd"
-	ModuleList      = "/etc/ros/modules"
-	Timeline        = "/run/ros/boot-timeline.jsonl"
-	SystemLogDir    = "/var/log/system"
+	"github.com/rosos/ros/system/osimage"
 )
 
 // Init is PID 1's state.
@@ -75,15 +66,15 @@ func Run() error {
 
 	in.log.Stage("start system containerd")
 	in.ctrd = in.startContainerd()
-	if err := waitSocket(ContainerdSock, 60*time.Second); err != nil {
+	if err := waitSocket(paths.ContainerdSock, 60*time.Second); err != nil {
 		return in.fail(fmt.Errorf("system containerd did not come up: %w (see /var/log/system-containerd.log)", err))
 	}
-	in.log.Printf("system containerd is up on %s", ContainerdSock)
+	in.log.Printf("system containerd is up on %s", paths.ContainerdSock)
 
 	in.log.Stage("start the service manager")
 	ready := make(chan Ready, 4)
 	in.manager = in.superviseManager(ready)
-	if err := in.log.Save(Timeline); err != nil {
+	if err := in.log.Save(paths.Timeline); err != nil {
 		in.log.Printf("warning: boot timeline: %v", err)
 	}
 
@@ -97,7 +88,7 @@ func Run() error {
 				}
 				in.booted = true
 				in.log.Mark("init", "boot complete", "")
-				_ = in.log.Save(Timeline)
+				_ = in.log.Save(paths.Timeline)
 				fmt.Printf("ros: boot complete in %.2fs (slot %s, version %s, %d services)\n",
 					bootlog.Since().Seconds(), in.slot, in.version, r.Services)
 			case "healthy":
@@ -108,7 +99,7 @@ func Run() error {
 				}
 				in.markedGood = true
 				in.log.Mark("init", "marked good", "")
-				_ = in.log.Save(Timeline)
+				_ = in.log.Save(paths.Timeline)
 				if err := markGood(in.slot); err != nil {
 					in.log.Printf("warning: could not mark slot %s good: %v", in.slot, err)
 				} else {
@@ -175,7 +166,7 @@ func mountRest() error {
 			return err
 		}
 	}
-	for _, d := range []string{"/run/ros", SystemLogDir, ContainerdState, "/var/lib/rancher/conf"} {
+	for _, d := range []string{"/run/ros", paths.SystemLogDir, paths.ContainerdState, paths.ConfDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -197,36 +188,20 @@ func bootInfo() (slot, version string) {
 			}
 		}
 	}
-	if f, err := os.Open("/etc/os-release"); err == nil {
-		defer f.Close()
-		s := bufio.NewScanner(f)
-		for s.Scan() {
-			if v, ok := strings.CutPrefix(s.Text(), "VERSION_ID="); ok {
-				version = strings.Trim(v, `"`)
-			}
-		}
+	if v := osimage.ReleaseVersion("/"); v != "" {
+		version = v
 	}
 	return slot, version
 }
 
 func loadModules() (int, error) {
-	var uts unix.Utsname
-	if err := unix.Uname(&uts); err != nil {
-		return 0, err
-	}
-	idx, err := kmod.Open(filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:])))
+	idx, err := kmod.OpenRunning()
 	if err != nil {
 		return 0, err
 	}
-	b, err := os.ReadFile(ModuleList)
+	names, err := kmod.ReadList(paths.ModuleList)
 	if err != nil {
 		return 0, fmt.Errorf("modules: %w", err)
-	}
-	var names []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			names = append(names, l)
-		}
 	}
 	loaded, err := idx.Load(names...)
 	return len(loaded), err

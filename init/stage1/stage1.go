@@ -1,11 +1,9 @@
 package stage1
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -94,16 +92,15 @@ func mountPseudo() error {
 }
 
 func loadModules(log *bootlog.Log, extra []string) error {
-	var uts unix.Utsname
-	if err := unix.Uname(&uts); err != nil {
+	release, err := kmod.Release()
+	if err != nil {
 		return err
 	}
-	release := unix.ByteSliceToString(uts.Release[:])
 	idx, err := kmod.Open(filepath.Join("/lib/modules", release))
 	if err != nil {
 		return err
 	}
-	names, err := readList(ModuleList)
+	names, err := kmod.ReadList(ModuleList)
 	if err != nil {
 		return err
 	}
@@ -115,23 +112,6 @@ func loadModules(log *bootlog.Log, extra []string) error {
 		log.Printf("warning: %v", err)
 	}
 	return nil
-}
-
-func readList(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		l := strings.TrimSpace(s.Text())
-		if l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out, s.Err()
 }
 
 func mountSlot(log *bootlog.Log, plan Plan) error {

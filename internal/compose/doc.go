@@ -1,0 +1,39 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ParseDoc reads a compose file (a top-level services: map, or the
+// map of services alone, as RancherOS v1 took them) into services.
+func ParseDoc(ctx context.Context, where string, b []byte, env map[string]string) ([]Service, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: not valid YAML: %s", where, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	raw := doc
+	if s, ok := doc["services"]; ok {
+		m, ok := s.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: services: want a map of services", where)
+		}
+		for k := range doc {
+			if k != "services" && k != "version" && k != "name" {
+				return nil, fmt.Errorf("%s: top-level key %q is not supported (only services)", where, k)
+			}
+		}
+		raw = m
+	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%s: no services", where)
+	}
+	defs, err := Parse(ctx, raw, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return defs, nil
+}
