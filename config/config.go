@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Layer is one source of configuration and its document.

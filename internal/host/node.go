@@ -9,7 +9,7 @@ import (
 	"github.com/rosos/ros/config"
 	"github.com/rosos/ros/internal/paths"
 	"golang.org/x/sys/unix"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // SetHostname sets the host name (rancher when empty) and writes

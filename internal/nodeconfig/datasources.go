@@ -12,7 +12,7 @@ import (
 	"github.com/rosos/ros/config"
 	"github.com/rosos/ros/config/datasource"
 	"github.com/rosos/ros/internal/paths"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // sources returns the configured datasources (rancher.cloud_init.datasources,
