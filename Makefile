@@ -95,7 +95,7 @@ test-e2e:
 # bookworm + systemd reference booted the same way (docs/performance.md).
 # They report; they do not pass or fail on speed. ROS_BENCH_RUNS=N boots each N times.
 bench: deps image out/bench/debian.img
-	$(GO) test -run '^$$' -bench . -benchmem ./config/ ./services/ ./system/osimage/
+	$(GO) test -run '^$$' -bench . -benchmem ./config/ ./internal/compose/ ./system/osimage/
 	ROS_BENCH_DIR=$(CURDIR)/out/bench ROS_IMAGE=$(CURDIR)/out/ros.img ROS_VERSION=$(VERSION) \
 	  $(GO) test -v -count=1 -timeout 150m -tags e2e,bench -run TestBench ./tests/e2e/
 
