@@ -65,7 +65,8 @@ func (f *fakeRunner) Start(_ context.Context, s compose.Service) (*runner.Task, 
 		return f.task(s.Name, true), nil
 	}
 	f.record("start " + s.Name)
-	f.started <- s.Name
+	// started is told once the task exists, so that a test can end it.
+	defer func() { f.started <- s.Name }()
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func (f *fakeRunner) Start(_ context.Context, s compose.Service) (*runner.Task, 
 
 func (f *fakeRunner) Restart(_ context.Context, s compose.Service) (*runner.Task, error) {
 	f.record("restart " + s.Name)
-	f.started <- s.Name
+	defer func() { f.started <- s.Name }()
 	f.mu.Lock()
 	err := f.startErr[s.Name]
 	f.mu.Unlock()
