@@ -15,9 +15,12 @@ DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-efi-amd64
         dosfstools mtools e2fsprogs gdisk libseccomp-dev pkg-config cpio xz-utils kmod \
         xorriso openssh-client
 LDFLAGS := -s -w -X main.Version=$(VERSION)
-GOSRC := $(shell find cmd init system services config -name '*.go' -not -name '*_test.go') go.mod go.sum
+GOSRC := $(shell find cmd init internal client system services config -name '*.go' -not -name '*_test.go') $(wildcard services/catalog/*.yml) go.mod go.sum
+# The linter make lint runs (make test-unit), built from the Go module proxy.
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI := out/tools/golangci-lint-$(GOLANGCI_VERSION)
 
-.PHONY: all deps build image os-image iso run test test-unit test-e2e bench clean FORCE
+.PHONY: all deps build image os-image iso run test test-unit test-e2e lint docs bench clean FORCE
 all: image
 
 deps:
@@ -83,10 +86,23 @@ run: deps image
 
 test: deps image os-image iso test-unit test-e2e
 
-test-unit: out/version
+test-unit: out/version lint
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/e2e/
 	$(GO) test ./...
+
+# golangci-lint (.golangci.yml): errcheck, errorlint, staticcheck, unused,
+# a complexity limit, gofmt.
+lint: $(GOLANGCI)
+	$(GOLANGCI) run ./...
+$(GOLANGCI):
+	mkdir -p out/tools
+	GOBIN=$(CURDIR)/out/tools GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	mv out/tools/golangci-lint $@
+
+# docs/ros.md is generated from the ros commands; a unit test keeps it so.
+docs:
+	ROS_UPDATE_DOCS=1 $(GO) test -run TestCommandReference ./cmd/ros/
 
 test-e2e:
 	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_ISO=$(CURDIR)/out/rosos.iso ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/

@@ -65,6 +65,38 @@ func scalar(v any) bool {
 	return true
 }
 
+// checkMode checks a file mode: a number or an octal string.
+func checkMode(v any, bad func(want string)) {
+	switch x := v.(type) {
+	case int:
+		if x < 0 || x > 0o7777 {
+			bad("a mode from 0 to 07777")
+		}
+	case string:
+		if _, err := ParseMode(x); err != nil {
+			bad(`an octal mode such as "0644"`)
+		}
+	default:
+		bad(`an octal string such as "0644" or a number`)
+	}
+}
+
+// checkCommand checks a command: a string, or a list of strings.
+func checkCommand(v any, path string, errs *[]string, bad func(want string)) {
+	switch x := v.(type) {
+	case []any:
+		for i, a := range x {
+			if !scalar(a) || a == nil {
+				*errs = append(*errs, fmt.Sprintf("%s[%d]: want a string, got %s", path, i, describe(a)))
+			}
+		}
+	default:
+		if !scalar(v) {
+			bad("a command (a string or a list of strings)")
+		}
+	}
+}
+
 func check(t reflect.Type, v any, path string, errs *[]string) {
 	if v == nil {
 		return
@@ -72,32 +104,10 @@ func check(t reflect.Type, v any, path string, errs *[]string) {
 	bad := func(want string) { *errs = append(*errs, fmt.Sprintf("%s: want %s, got %s", path, want, describe(v))) }
 	switch t {
 	case typeFileMode:
-		switch x := v.(type) {
-		case int:
-			if x < 0 || x > 0o7777 {
-				bad("a mode from 0 to 07777")
-			}
-		case string:
-			if _, err := ParseMode(x); err != nil {
-				bad(`an octal mode such as "0644"`)
-			}
-		default:
-			bad(`an octal string such as "0644" or a number`)
-		}
+		checkMode(v, bad)
 		return
 	case typeCommand:
-		switch x := v.(type) {
-		case []any:
-			for i, a := range x {
-				if !scalar(a) || a == nil {
-					*errs = append(*errs, fmt.Sprintf("%s[%d]: want a string, got %s", path, i, describe(a)))
-				}
-			}
-		default:
-			if !scalar(v) {
-				bad("a command (a string or a list of strings)")
-			}
-		}
+		checkCommand(v, path, errs, bad)
 		return
 	}
 	switch t.Kind() {

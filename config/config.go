@@ -11,8 +11,8 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 )
 
 // Layer is one source of configuration and its document.
@@ -119,7 +119,7 @@ func WriteAtomic(path string, b []byte, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // gone already after the rename
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return err

@@ -50,7 +50,7 @@ func TestUpdateFileRace(t *testing.T) {
 		cmd.Env = append(os.Environ(), "ROS_UPDATE_FILE="+p, fmt.Sprintf("ROS_UPDATE_WHO=p%d", w), fmt.Sprintf("ROS_UPDATE_N=%d", n))
 		wg.Go(func() {
 			if out, err := cmd.CombinedOutput(); err != nil {
-				errs <- fmt.Errorf("writer process %d: %v\n%s", w, err, out)
+				errs <- fmt.Errorf("writer process %d: %w\n%s", w, err, out)
 			}
 		})
 		wg.Go(func() {

@@ -19,35 +19,55 @@ var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0
 // Validate checks what the types alone cannot: values that must be
 // addresses, paths, known names. Each problem names its key path.
 func (c Config) Validate() error {
-	var errs []string
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
-	}
+	var p problems
 	if c.Hostname != "" && (len(c.Hostname) > 253 || !hostnameRE.MatchString(c.Hostname)) {
-		bad("hostname", "%q is not a valid host name (letters, digits, '-', dots between labels)", c.Hostname)
+		p.bad("hostname", "%q is not a valid host name (letters, digits, '-', dots between labels)", c.Hostname)
 	}
+	c.validateFiles(&p)
+	for k := range c.Rancher.Sysctl {
+		if strings.Contains(k, "..") || strings.ContainsAny(k, "/ ") || k == "" {
+			p.bad("rancher.sysctl."+k, "not a kernel parameter name (such as net.ipv4.ip_forward)")
+		}
+	}
+	c.Rancher.Network.validate(&p)
+	c.Rancher.validateServices(&p)
+	c.Rancher.validateTrust(&p)
+	if len(p) == 0 {
+		return nil
+	}
+	return &CheckError{Problems: p}
+}
+
+// problems gathers what Validate finds, each with its key path.
+type problems []string
+
+func (p *problems) bad(key, format string, args ...any) {
+	*p = append(*p, key+": "+fmt.Sprintf(format, args...))
+}
+
+// validateFiles checks write_files and mounts.
+func (c Config) validateFiles(p *problems) {
 	for i, f := range c.WriteFiles {
 		k := fmt.Sprintf("write_files[%d]", i)
 		if !path.IsAbs(f.Path) {
-			bad(k+".path", "want an absolute path, got %q", f.Path)
+			p.bad(k+".path", "want an absolute path, got %q", f.Path)
 		}
 		if _, err := Decode(f.Encoding, ""); err != nil {
-			bad(k+".encoding", "%v", err)
+			p.bad(k+".encoding", "%v", err)
 		}
 	}
 	for i, m := range c.Mounts {
 		if len(m) < 2 || len(m) > 4 {
-			bad(fmt.Sprintf("mounts[%d]", i), "want [device, mount point, type, options], got %d fields", len(m))
+			p.bad(fmt.Sprintf("mounts[%d]", i), "want [device, mount point, type, options], got %d fields", len(m))
 		} else if !path.IsAbs(m[1]) {
-			bad(fmt.Sprintf("mounts[%d][1]", i), "want an absolute mount point, got %q", m[1])
+			p.bad(fmt.Sprintf("mounts[%d][1]", i), "want an absolute mount point, got %q", m[1])
 		}
 	}
-	for k := range c.Rancher.Sysctl {
-		if strings.Contains(k, "..") || strings.ContainsAny(k, "/ ") || k == "" {
-			bad("rancher.sysctl."+k, "not a kernel parameter name (such as net.ipv4.ip_forward)")
-		}
-	}
-	for name, ic := range c.Rancher.Network.Interfaces {
+}
+
+// validate checks rancher.network.
+func (n Network) validate(p *problems) {
+	for name, ic := range n.Interfaces {
 		k := "rancher.network.interfaces." + name
 		if strings.Contains(name, ".") {
 			k = "rancher.network.interfaces[" + name + "]"
@@ -57,60 +77,65 @@ func (c Config) Validate() error {
 				continue
 			}
 			if _, _, err := net.ParseCIDR(a); err != nil {
-				bad(k+".address", "%q: want an address with its prefix length, such as 10.0.0.5/24", a)
+				p.bad(k+".address", "%q: want an address with its prefix length, such as 10.0.0.5/24", a)
 			}
 		}
 		for key, gw := range map[string]string{"gateway": ic.Gateway, "gateway_ipv6": ic.GatewayIPv6} {
 			if gw != "" && net.ParseIP(gw) == nil {
-				bad(k+"."+key, "%q is not an IP address", gw)
+				p.bad(k+"."+key, "%q is not an IP address", gw)
 			}
 		}
 		if ic.MTU != 0 && (ic.MTU < 68 || ic.MTU > 65535) {
-			bad(k+".mtu", "%d: want 68 to 65535", ic.MTU)
+			p.bad(k+".mtu", "%d: want 68 to 65535", ic.MTU)
 		}
 		if _, err := ParseVlans(ic.Vlans); err != nil {
-			bad(k+".vlans", "%v", err)
+			p.bad(k+".vlans", "%v", err)
 		}
 	}
-	for i, ns := range c.Rancher.Network.DNS.Nameservers {
+	for i, ns := range n.DNS.Nameservers {
 		if net.ParseIP(ns) == nil {
-			bad(fmt.Sprintf("rancher.network.dns.nameservers[%d]", i), "%q is not an IP address", ns)
+			p.bad(fmt.Sprintf("rancher.network.dns.nameservers[%d]", i), "%q is not an IP address", ns)
 		}
 	}
-	if c.Rancher.SSH.Port < 0 || c.Rancher.SSH.Port > 65535 {
-		bad("rancher.ssh.port", "%d: want 1 to 65535", c.Rancher.SSH.Port)
+}
+
+// validateServices checks the keys of the built-in services: ssh, console,
+// docker.
+func (r Rancher) validateServices(p *problems) {
+	if r.SSH.Port < 0 || r.SSH.Port > 65535 {
+		p.bad("rancher.ssh.port", "%d: want 1 to 65535", r.SSH.Port)
 	}
-	switch c.Rancher.Console {
+	switch r.Console {
 	case "", "default":
 	default:
-		bad("rancher.console", "%q: only the default console is built into this OS", c.Rancher.Console)
+		p.bad("rancher.console", "%q: only the default console is built into this OS", r.Console)
 	}
-	switch c.Rancher.Docker.Engine {
+	switch r.Docker.Engine {
 	case "", "default":
 	default:
-		bad("rancher.docker.engine", "%q: only the built-in engine (docker.io) is in this OS", c.Rancher.Docker.Engine)
+		p.bad("rancher.docker.engine", "%q: only the built-in engine (docker.io) is in this OS", r.Docker.Engine)
 	}
-	if c.Rancher.Docker.TLS {
-		bad("rancher.docker.tls", "TLS on a TCP port is not supported; the engine listens on /var/run/docker.sock")
+	if r.Docker.TLS {
+		p.bad("rancher.docker.tls", "TLS on a TCP port is not supported; the engine listens on /var/run/docker.sock")
 	}
-	for i, k := range c.Rancher.Upgrade.PublicKeys {
+}
+
+// validateTrust checks the upgrade's public keys and registry credentials.
+func (r Rancher) validateTrust(p *problems) {
+	for i, k := range r.Upgrade.PublicKeys {
 		if err := checkPublicKey(k); err != nil {
-			bad(fmt.Sprintf("rancher.upgrade.public_keys[%d]", i), "%v", err)
+			p.bad(fmt.Sprintf("rancher.upgrade.public_keys[%d]", i), "%v", err)
 		}
 	}
-	for reg, a := range c.Rancher.RegistryAuths {
+	for reg, a := range r.RegistryAuths {
 		k := "rancher.registry_auths[" + reg + "]"
 		if RegistryHost(reg) == "" {
-			bad(k, "%q is not a registry (want a host such as registry.example.com:5000)", reg)
+			p.bad(k, "%q is not a registry (want a host such as registry.example.com:5000)", reg)
 		}
 		if _, _, err := a.Credentials(); err != nil {
-			bad(k, "%v", err)
+			p.bad(k, "%v", err)
 		}
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return &CheckError{Problems: errs}
 }
 
 // Vlan is one VLAN of rancher.network.interfaces.NAME.vlans.

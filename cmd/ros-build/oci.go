@@ -77,7 +77,7 @@ func packImage(s imageSpec) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		defer os.Remove(diff.Name())
+		defer func() { _ = os.Remove(diff.Name()) }()
 		kept, removed, err := writeDiff(s.base, s.rootfs, diff)
 		if cerr := diff.Close(); err == nil {
 			err = cerr

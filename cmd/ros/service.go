@@ -283,7 +283,7 @@ func execCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer func() { _ = cl.Close() }()
 			r := &ctrdrunner.Runner{Client: cl}
 			stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
 			if tty && !stdinTTY {

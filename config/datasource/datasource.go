@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/rosos/ros/config"
 	"github.com/rosos/ros/system/blockdev"
@@ -100,7 +100,7 @@ func ParseSources(names []string) ([]Source, error) {
 			out = append(out, Source{Kind: kind, Arg: arg})
 		case "url":
 			if !strings.HasPrefix(arg, "http://") && !strings.HasPrefix(arg, "https://") {
-				return nil, fmt.Errorf("rancher.cloud_init.datasources: %q: want url:http://... or url:https://...", n)
+				return nil, fmt.Errorf("rancher.cloud_init.datasources: %q: want url:http://HOST/PATH or url:https://HOST/PATH", n)
 			}
 			out = append(out, Source{Kind: kind, Arg: arg, Network: true})
 		case "http", "https":
@@ -189,7 +189,7 @@ func (r *Reader) disk(_ context.Context, s Source, label string, read func(dir, 
 	if err := mount.Mount(dev.Path, dir, dev.Type, unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", dev.Path, err)
 	}
-	defer unix.Unmount(dir, 0)
+	defer func() { _ = unix.Unmount(dir, 0) }() // read-only; a busy mount goes at the next boot
 	res, err := read(dir, s.Kind+" ("+dev.Path+")")
 	res.Source = s.Kind
 	return res, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -46,7 +47,7 @@ func TestNoCloudSeedDirectory(t *testing.T) {
 	if _, err := r.Read(context.Background(), Source{Kind: "nocloud", Arg: dir}); err == nil || !strings.Contains(err.Error(), "#cloud-config") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := r.Read(context.Background(), Source{Kind: "nocloud", Arg: filepath.Join(dir, "none")}); err != ErrAbsent {
+	if _, err := r.Read(context.Background(), Source{Kind: "nocloud", Arg: filepath.Join(dir, "none")}); !errors.Is(err, ErrAbsent) {
 		t.Fatalf("absent seed: err = %v", err)
 	}
 }

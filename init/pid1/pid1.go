@@ -215,7 +215,7 @@ func waitSocket(path string, timeout time.Duration) error {
 			return err
 		}
 		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		if err == nil {
 			return nil
 		}

@@ -83,7 +83,7 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 		return fmt.Errorf("api: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
+		_ = l.Close()
 		return fmt.Errorf("api: %w", err)
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -223,78 +223,23 @@ func convert(sc types.ServiceConfig) (Service, error) {
 		}
 	}
 	sort.Strings(s.Env)
-	for _, ns := range []struct {
-		field, val string
-		dst        *bool
-	}{
-		{"network_mode", sc.NetworkMode, &s.HostNetwork},
-		{"pid", sc.Pid, &s.HostPID},
-		{"ipc", sc.Ipc, &s.HostIPC},
-		{"uts", sc.Uts, &s.HostUTS},
-	} {
-		switch ns.val {
-		case "":
-		case "host":
-			*ns.dst = true
-		default:
-			return Service{}, fmt.Errorf("%s: %s %q: only \"host\" (or leaving it out) is supported", where, ns.field, ns.val)
-		}
+	if err := hostNamespaces(&s, sc); err != nil {
+		return Service{}, fmt.Errorf("%s: %w", where, err)
 	}
-	for _, v := range sc.Volumes {
-		if v.Type != types.VolumeTypeBind {
-			return Service{}, fmt.Errorf("%s: volume %q: only bind mounts of host paths are supported (type %s)", where, v.String(), v.Type)
-		}
-		if !strings.HasPrefix(v.Source, "/") {
-			return Service{}, fmt.Errorf("%s: volume %q: the host path must be absolute", where, v.String())
-		}
-		s.Binds = append(s.Binds, Bind{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+	if err := binds(&s, sc); err != nil {
+		return Service{}, fmt.Errorf("%s: %w", where, err)
 	}
 	for _, d := range sc.Devices {
 		s.Devices = append(s.Devices, d.Source)
 	}
-	for name, dep := range sc.DependsOn {
-		s.DependsOn = append(s.DependsOn, name)
-		switch dep.Condition {
-		case "", types.ServiceConditionStarted:
-		case types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully:
-			if s.Conditions == nil {
-				s.Conditions = map[string]string{}
-			}
-			s.Conditions[name] = dep.Condition
-		default:
-			return Service{}, fmt.Errorf("%s: depends_on.%s: condition %q: want service_started, service_healthy or service_completed_successfully", where, name, dep.Condition)
-		}
+	if err := dependencies(&s, sc); err != nil {
+		return Service{}, fmt.Errorf("%s: %w", where, err)
 	}
-	if hc := sc.HealthCheck; hc != nil && !hc.Disable && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
-		h := &Health{Interval: 30 * time.Second, Timeout: 30 * time.Second, Retries: 3}
-		switch hc.Test[0] {
-		case "CMD":
-			h.Test = hc.Test[1:]
-		case "CMD-SHELL":
-			if len(hc.Test) != 2 {
-				return Service{}, fmt.Errorf("%s: healthcheck.test: CMD-SHELL takes one string", where)
-			}
-			h.Test = []string{"/bin/sh", "-c", hc.Test[1]}
-		default:
-			return Service{}, fmt.Errorf("%s: healthcheck.test: want [CMD, ...], [CMD-SHELL, \"...\"] or a string, got %q", where, hc.Test[0])
-		}
-		if len(h.Test) == 0 {
-			return Service{}, fmt.Errorf("%s: healthcheck.test: no command", where)
-		}
-		if hc.Interval != nil {
-			h.Interval = time.Duration(*hc.Interval)
-		}
-		if hc.Timeout != nil {
-			h.Timeout = time.Duration(*hc.Timeout)
-		}
-		if hc.Retries != nil {
-			h.Retries = int(*hc.Retries)
-		}
-		if hc.StartPeriod != nil {
-			h.StartPeriod = time.Duration(*hc.StartPeriod)
-		}
-		s.Health = h
+	h, err := health(sc.HealthCheck)
+	if err != nil {
+		return Service{}, fmt.Errorf("%s: %w", where, err)
 	}
+	s.Health = h
 	for name, u := range sc.Ulimits {
 		soft, hard := u.Soft, u.Hard
 		if u.Single != 0 {
@@ -312,6 +257,95 @@ func convert(sc types.ServiceConfig) (Service, error) {
 	s.CreateOnly = s.Labels[LabelCreateOnly] == "true"
 	s.Hash = Rehash(s)
 	return s, nil
+}
+
+// hostNamespaces reads network_mode, pid, ipc and uts: "host" or nothing.
+func hostNamespaces(s *Service, sc types.ServiceConfig) error {
+	for _, ns := range []struct {
+		field, val string
+		dst        *bool
+	}{
+		{"network_mode", sc.NetworkMode, &s.HostNetwork},
+		{"pid", sc.Pid, &s.HostPID},
+		{"ipc", sc.Ipc, &s.HostIPC},
+		{"uts", sc.Uts, &s.HostUTS},
+	} {
+		switch ns.val {
+		case "":
+		case "host":
+			*ns.dst = true
+		default:
+			return fmt.Errorf("%s %q: only \"host\" (or leaving it out) is supported", ns.field, ns.val)
+		}
+	}
+	return nil
+}
+
+// binds reads volumes: bind mounts of absolute host paths only.
+func binds(s *Service, sc types.ServiceConfig) error {
+	for _, v := range sc.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			return fmt.Errorf("volume %q: only bind mounts of host paths are supported (type %s)", v.String(), v.Type)
+		}
+		if !strings.HasPrefix(v.Source, "/") {
+			return fmt.Errorf("volume %q: the host path must be absolute", v.String())
+		}
+		s.Binds = append(s.Binds, Bind{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+	}
+	return nil
+}
+
+// dependencies reads depends_on and its conditions.
+func dependencies(s *Service, sc types.ServiceConfig) error {
+	for name, dep := range sc.DependsOn {
+		s.DependsOn = append(s.DependsOn, name)
+		switch dep.Condition {
+		case "", types.ServiceConditionStarted:
+		case types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully:
+			if s.Conditions == nil {
+				s.Conditions = map[string]string{}
+			}
+			s.Conditions[name] = dep.Condition
+		default:
+			return fmt.Errorf("depends_on.%s: condition %q: want service_started, service_healthy or service_completed_successfully", name, dep.Condition)
+		}
+	}
+	return nil
+}
+
+// health reads a healthcheck (nil when there is none, or it is disabled).
+func health(hc *types.HealthCheckConfig) (*Health, error) {
+	if hc == nil || hc.Disable || len(hc.Test) == 0 || hc.Test[0] == "NONE" {
+		return nil, nil
+	}
+	h := &Health{Interval: 30 * time.Second, Timeout: 30 * time.Second, Retries: 3}
+	switch hc.Test[0] {
+	case "CMD":
+		h.Test = hc.Test[1:]
+	case "CMD-SHELL":
+		if len(hc.Test) != 2 {
+			return nil, fmt.Errorf("healthcheck.test: CMD-SHELL takes one string")
+		}
+		h.Test = []string{"/bin/sh", "-c", hc.Test[1]}
+	default:
+		return nil, fmt.Errorf("healthcheck.test: want [CMD, ...], [CMD-SHELL, \"...\"] or a string, got %q", hc.Test[0])
+	}
+	if len(h.Test) == 0 {
+		return nil, fmt.Errorf("healthcheck.test: no command")
+	}
+	if hc.Interval != nil {
+		h.Interval = time.Duration(*hc.Interval)
+	}
+	if hc.Timeout != nil {
+		h.Timeout = time.Duration(*hc.Timeout)
+	}
+	if hc.Retries != nil {
+		h.Retries = int(*hc.Retries)
+	}
+	if hc.StartPeriod != nil {
+		h.StartPeriod = time.Duration(*hc.StartPeriod)
+	}
+	return h, nil
 }
 
 // Rehash is the hash of a definition (without its old hash): a changed

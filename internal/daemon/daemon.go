@@ -58,7 +58,7 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer func() { _ = cl.Close() }()
 	pre, err := ctrdrunner.LoadPreloaded(paths.ImagesDir)
 	if err != nil {
 		d.consolef("preloaded images: %v", err)

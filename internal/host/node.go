@@ -8,8 +8,8 @@ import (
 
 	"github.com/rosos/ros/config"
 	"github.com/rosos/ros/internal/paths"
-	"golang.org/x/sys/unix"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 )
 
 // SetHostname sets the host name (rancher when empty) and writes

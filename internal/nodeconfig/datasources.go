@@ -2,6 +2,7 @@ package nodeconfig
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,7 +54,7 @@ func (n *NodeConfig) readLocalDatasources(ctx context.Context, cfg config.Config
 // one is kept.
 func (n *NodeConfig) readDatasource(ctx context.Context, r *datasource.Reader, s datasource.Source) bool {
 	res, err := r.Read(ctx, s)
-	if err == datasource.ErrAbsent {
+	if errors.Is(err, datasource.ErrAbsent) {
 		return false
 	}
 	if err != nil {

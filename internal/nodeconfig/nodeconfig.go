@@ -211,7 +211,7 @@ func (n *NodeConfig) readOEM() (config.Layer, bool) {
 		n.problem("OEM partition %s: %v", dev.Path, err)
 		return config.Layer{}, false
 	}
-	defer unix.Unmount(paths.OEMDir, 0)
+	defer func() { _ = unix.Unmount(paths.OEMDir, 0) }() // read-only
 	l, err := config.ReadFile(filepath.Join(paths.OEMDir, "oem-config.yml"))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {

@@ -187,7 +187,7 @@ func storeCloudConfig(device string, doc []byte) error {
 	if err := mountNewPersistent(device, dir, 15*time.Second); err != nil {
 		return err
 	}
-	defer unix.Unmount(dir, 0)
+	defer func() { _ = unix.Unmount(dir, 0) }()
 	p := filepath.Join(dir, paths.UserConfig)
 	if err := config.WriteAtomic(p, doc, 0o600); err != nil {
 		return err

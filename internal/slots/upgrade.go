@@ -103,7 +103,7 @@ func squashfsVersion(image string) string {
 	if err := mount.Mount(loop, dir, "squashfs", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
 		return "?"
 	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
+	defer func() { _ = unix.Unmount(dir, unix.MNT_DETACH) }()
 	return osimage.ReleaseVersion(dir)
 }
 
@@ -271,7 +271,7 @@ func syncFS(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	return unix.Syncfs(fd)
 }
 

@@ -1,7 +1,7 @@
 package supervisor
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,9 +33,8 @@ func ShouldRestart(policy string, code uint32, restarts int) bool {
 	case policy == "on-failure":
 		return code != 0
 	case strings.HasPrefix(policy, "on-failure:"):
-		var max int
-		fmt.Sscanf(strings.TrimPrefix(policy, "on-failure:"), "%d", &max)
-		return code != 0 && restarts < max
+		max, err := strconv.Atoi(strings.TrimPrefix(policy, "on-failure:"))
+		return code != 0 && err == nil && restarts < max
 	}
 	return false
 }

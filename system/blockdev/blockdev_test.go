@@ -1,6 +1,7 @@
 package blockdev
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,7 +67,7 @@ func TestProbeISO(t *testing.T) {
 func TestProbeUnknown(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "zero")
 	os.WriteFile(p, make([]byte, 64<<10), 0o644)
-	if _, _, err := ProbeFile(p); err != ErrUnknown {
+	if _, _, err := ProbeFile(p); !errors.Is(err, ErrUnknown) {
 		t.Fatalf("err = %v, want ErrUnknown", err)
 	}
 }

@@ -125,7 +125,7 @@ func growGPT(f interface {
 		// A cut during the primary's write: the backup at the end is whole.
 		b, berr := readGPT(f, last, sector)
 		if berr != nil {
-			return 0, 0, false, fmt.Errorf("primary GPT: %v; backup GPT: %v", perr, berr)
+			return 0, 0, false, fmt.Errorf("primary GPT: %w; backup GPT: %w", perr, berr)
 		}
 		g, repair = b, true
 		g.put64(gptMyLBA, 1)

@@ -1,6 +1,7 @@
 package blockdev
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -44,7 +45,7 @@ func AttachLoop(file string, readOnly bool) (string, *os.File, error) {
 		}
 		copy(cfg.Info.File_name[:], file)
 		err = unix.IoctlLoopConfigure(int(dev.Fd()), &cfg)
-		if err == unix.EBUSY {
+		if errors.Is(err, unix.EBUSY) {
 			dev.Close()
 			continue // taken between GET_FREE and CONFIGURE: try another
 		}

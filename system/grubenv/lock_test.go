@@ -60,7 +60,7 @@ func TestUpdateRace(t *testing.T) {
 		cmd.Env = append(os.Environ(), "ROS_GRUBENV="+p, "ROS_GRUBENV_LOCK="+LockPath, fmt.Sprintf("ROS_GRUBENV_N=%d", n))
 		wg.Go(func() {
 			if out, err := cmd.CombinedOutput(); err != nil {
-				errs <- fmt.Errorf("writer process %d: %v\n%s", w, err, out)
+				errs <- fmt.Errorf("writer process %d: %w\n%s", w, err, out)
 			}
 		})
 		wg.Go(func() {

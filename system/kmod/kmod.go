@@ -18,13 +18,12 @@ import (
 
 // Index is what depmod knows about one kernel's modules.
 type Index struct {
-	dir      string              // /lib/modules/<version>
-	paths    map[string]string   // module name -> path relative to dir
-	deps     map[string][]string // module name -> direct dependencies (names)
-	softPre  map[string][]string // module name -> softdep "pre:" names
-	builtin  map[string]bool
-	aliasMap map[string]string // underscore form -> canonical name, for lookups
-	aliases  []alias           // modules.alias, in file order
+	dir     string              // /lib/modules/<version>
+	paths   map[string]string   // module name -> path relative to dir
+	deps    map[string][]string // module name -> direct dependencies (names)
+	softPre map[string][]string // module name -> softdep "pre:" names
+	builtin map[string]bool
+	aliases []alias // modules.alias, in file order
 }
 
 // alias is one line of modules.alias: a glob pattern and the module it names.

@@ -321,7 +321,7 @@ func (c *Configurator) request(ctx context.Context, name string) (*nclient4.Leas
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
+	defer func() { _ = cl.Close() }()
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	lease, err := cl.Request(rctx, dhcpv4.WithOption(dhcpv4.OptHostName(hostname())))

@@ -165,43 +165,44 @@ func OpenBlobs(target Descriptor, get func(digest string) (io.ReaderAt, int64, e
 	return a, nil
 }
 
-// resolve finds the linux/amd64 manifest from the index, reads it and the
-// config, and checks that this is an OS image of this project whose
-// layers are all there.
-func (a *Archive) resolve(idx index) error {
-	a.index = idx
-	var desc *Descriptor
+// findManifest finds the linux/amd64 manifest of the index: one of its
+// own, or one inside an index of platforms (a multi-arch image, as
+// containerd exports one), which is then one of the image's Subjects.
+func (a *Archive) findManifest(idx index) (*Descriptor, error) {
 	for i, d := range idx.Manifests {
 		if d.MediaType != mtManifest && d.MediaType != mtDockerMan || isSignatureRef(d) {
 			continue
 		}
 		if d.Platform == nil || (d.Platform.Architecture == "amd64" && d.Platform.OS == "linux") {
-			desc = &idx.Manifests[i]
-			break
+			return &idx.Manifests[i], nil
 		}
 	}
-	if desc == nil {
-		// An index of platforms (a multi-arch image, as containerd exports
-		// one): look inside it.
-		for _, d := range idx.Manifests {
-			if d.MediaType != mtIndex && d.MediaType != "application/vnd.docker.distribution.manifest.list.v2+json" {
-				continue
-			}
-			var inner index
-			if err := a.readJSON(blobName(d.Digest), d.Digest, &inner); err != nil {
-				return fmt.Errorf("image index: %w", err)
-			}
-			for i, m := range inner.Manifests {
-				if (m.MediaType == mtManifest || m.MediaType == mtDockerMan) && m.Platform != nil && m.Platform.Architecture == "amd64" && m.Platform.OS == "linux" {
-					desc = &inner.Manifests[i]
-					break
-				}
-			}
-			if desc != nil {
+	for _, d := range idx.Manifests {
+		if d.MediaType != mtIndex && d.MediaType != "application/vnd.docker.distribution.manifest.list.v2+json" {
+			continue
+		}
+		var inner index
+		if err := a.readJSON(blobName(d.Digest), d.Digest, &inner); err != nil {
+			return nil, fmt.Errorf("image index: %w", err)
+		}
+		for i, m := range inner.Manifests {
+			if (m.MediaType == mtManifest || m.MediaType == mtDockerMan) && m.Platform != nil && m.Platform.Architecture == "amd64" && m.Platform.OS == "linux" {
 				a.Subjects = append(a.Subjects, d.Digest)
-				break
+				return &inner.Manifests[i], nil
 			}
 		}
+	}
+	return nil, nil
+}
+
+// resolve finds the linux/amd64 manifest from the index, reads it and the
+// config, and checks that this is an OS image of this project whose
+// layers are all there.
+func (a *Archive) resolve(idx index) error {
+	a.index = idx
+	desc, err := a.findManifest(idx)
+	if err != nil {
+		return err
 	}
 	if desc == nil {
 		return errors.New("the archive's index has no image manifest for linux/amd64")

@@ -132,7 +132,7 @@ func (r *entryRules) check(h *tar.Header) error {
 		delete(r.links, p)
 		delete(r.files, p)
 		r.dirs[p] = true
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, '\x00': // \x00: a regular file of old tars (TypeRegA)
 		r.forget(p, true)
 		r.files[p] = true
 	case tar.TypeSymlink:

@@ -359,7 +359,7 @@ func SignArchive(p string, key crypto.Signer, ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp)
+	defer func() { _ = os.Remove(tmp) }()
 	tw := tar.NewWriter(out)
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err

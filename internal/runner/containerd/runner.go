@@ -522,7 +522,7 @@ func (r *Runner) Exec(ctx context.Context, name string, args []string, stdin io.
 	if err != nil {
 		return 0, fmt.Errorf("service %s: exec %s: %w", name, strings.Join(args, " "), err)
 	}
-	defer p.Delete(context.WithoutCancel(ctx))
+	defer func() { _, _ = p.Delete(context.WithoutCancel(ctx)) }()
 	exit, err := p.Wait(ctx)
 	if err != nil {
 		return 0, err
