@@ -59,5 +59,7 @@ func root() *cobra.Command {
 			"  ros os upgrade --image registry.example:5000/rosos/os:v1.2.0",
 	}
 	c.AddCommand(versionCmd(), rebootCmd(), poweroffCmd(), haltCmd(), serviceManagerCmd(), networkCmd(), serviceCmd(), configCmd(), osCmd(), installCmd(), bootCmd())
+	c.DisableAutoGenTag = true // docs/ros.md stays the same from one day to the next
+	c.InitDefaultCompletionCmd()
 	return c
 }
