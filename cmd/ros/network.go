@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 
@@ -34,8 +34,8 @@ func networkCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGTERM, unix.SIGINT)
 			defer stop()
-			lg := log.New(os.Stdout, "network: ", log.LstdFlags)
-			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Logf: lg.Printf, StateFile: state}
+			lg := slog.New(slog.NewTextHandler(os.Stdout, nil))
+			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Log: lg, StateFile: state}
 			if err := c.Run(ctx); err != nil {
 				return fmt.Errorf("network: %w", err)
 			}

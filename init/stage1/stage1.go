@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rosos/ros/init/bootlog"
+	"github.com/rosos/ros/internal/paths"
 	"github.com/rosos/ros/system/blockdev"
 	"github.com/rosos/ros/system/kmod"
 	"github.com/rosos/ros/system/mount"
@@ -18,7 +19,7 @@ const (
 	// ModuleList names, one a line, the modules the initramfs loads.
 	ModuleList = "/etc/ros/initrd-modules"
 	newRoot    = "/sysroot"
-	stateDir   = "/run/ros/state"      // RANCHER_STATE, read-only
+	stateDir   = paths.StateDir        // RANCHER_STATE, read-only
 	lowerDir   = "/run/ros/slot"       // the slot's squashfs
 	persistDir = "/run/ros/persistent" // RANCHER_PERSISTENT
 	diskWait   = 30 * time.Second
@@ -64,7 +65,7 @@ func Run() error {
 	if err := step("switch to the root and exec /sbin/init", func() error {
 		// /run moves to the new root with switch_root: the timeline goes
 		// with it.
-		if err := log.Save("/run/ros/boot-timeline.jsonl"); err != nil {
+		if err := log.Save(paths.Timeline); err != nil {
 			return err
 		}
 		if err := mount.SwitchRoot(newRoot, "/dev", "/proc", "/sys", "/run"); err != nil {

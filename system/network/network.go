@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path"
@@ -82,8 +83,8 @@ func ResolvConf(nameservers, search []string) string {
 // Configurator applies a network configuration and keeps DHCP leases.
 type Configurator struct {
 	Config     config.Network
-	ResolvPath string // /etc/resolv.conf: written in place, so the binds of it in containers see it
-	Logf       func(format string, args ...any)
+	ResolvPath string       // /etc/resolv.conf: written in place, so the binds of it in containers see it
+	Log        *slog.Logger // nil: nothing is logged
 	// StateFile keeps the static addresses set on each interface, so the
 	// next run removes those the config no longer has ("": none kept).
 	StateFile string
@@ -95,6 +96,13 @@ type Configurator struct {
 	dhcpDom map[string][]string
 }
 
+func (c *Configurator) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
 // Run configures every interface present and then keeps the DHCP leases
 // until ctx ends. Failures on one interface are logged and do not stop the
 // others.
@@ -102,7 +110,7 @@ func (c *Configurator) Run(ctx context.Context) error {
 	c.dhcpDNS, c.dhcpDom = map[string][]string{}, map[string][]string{}
 	c.set = c.loadState()
 	if err := c.writeResolv(); err != nil {
-		c.Logf("dns: %v", err)
+		c.log().Error("dns", "err", err)
 	}
 	links, err := netlink.LinkList()
 	if err != nil {
@@ -118,7 +126,7 @@ func (c *Configurator) Run(ctx context.Context) error {
 		attrs := l.Attrs()
 		if attrs.Name == "lo" {
 			if err := netlink.LinkSetUp(l); err != nil {
-				c.Logf("lo: up: %v", err)
+				c.log().Error("up", "link", "lo", "err", err)
 			}
 			continue
 		}
@@ -126,12 +134,12 @@ func (c *Configurator) Run(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		c.Logf("%s: configured by rancher.network.interfaces[%q]", attrs.Name, key)
+		c.log().Info("configured", "link", attrs.Name, "by", "rancher.network.interfaces["+key+"]")
 		if Enslaved(ic) {
 			continue // up and in its master (createVirtual)
 		}
 		if err := c.static(l, ic); err != nil {
-			c.Logf("%s: %v", attrs.Name, err)
+			c.log().Error("configure", "link", attrs.Name, "err", err)
 		}
 		if ic.DHCP {
 			wg.Add(1)
@@ -160,7 +168,7 @@ func (c *Configurator) loadState() map[string][]string {
 		err = json.Unmarshal(b, &m)
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		c.Logf("%s: %v; addresses set before are not removed", c.StateFile, err)
+		c.log().Warn("addresses set before are not removed", "state", c.StateFile, "err", err)
 		return map[string][]string{}
 	}
 	return m
@@ -179,7 +187,7 @@ func (c *Configurator) saveState() {
 		}
 	}
 	if err != nil {
-		c.Logf("%s: %v", c.StateFile, err)
+		c.log().Error("save state", "state", c.StateFile, "err", err)
 	}
 }
 
@@ -242,7 +250,7 @@ func (c *Configurator) static(l netlink.Link, ic config.Interface) error {
 			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 				errs = append(errs, fmt.Errorf("remove address %s: %w", a, err))
 			} else {
-				c.Logf("%s: address %s removed (no longer configured)", name, a)
+				c.log().Info("address removed (no longer configured)", "link", name, "address", a)
 			}
 		}
 		c.set[name] = nil
@@ -254,7 +262,7 @@ func (c *Configurator) static(l netlink.Link, ic config.Interface) error {
 		if err := netlink.AddrReplace(l, addr); err != nil {
 			errs = append(errs, fmt.Errorf("address %s: %w", addr.IPNet, err))
 		} else {
-			c.Logf("%s: address %s", name, addr.IPNet)
+			c.log().Info("address", "link", name, "address", addr.IPNet.String())
 		}
 	}
 	for _, gw := range []string{ic.Gateway, ic.GatewayIPv6} {
@@ -288,7 +296,7 @@ func (c *Configurator) dhcp(ctx context.Context, name string) {
 	for ctx.Err() == nil {
 		lease, err := c.request(ctx, name)
 		if err != nil {
-			c.Logf("%s: dhcp: %v; again in %s", name, err, wait)
+			c.log().Warn("dhcp failed", "link", name, "err", err, "retry_in", wait)
 			sleep(ctx, wait)
 			wait = min(wait*2, time.Minute)
 			continue
@@ -302,7 +310,7 @@ func (c *Configurator) dhcp(ctx context.Context, name string) {
 			}
 			lease, err = c.request(ctx, name)
 			if err != nil {
-				c.Logf("%s: dhcp renew: %v", name, err)
+				c.log().Warn("dhcp renew", "link", name, "err", err)
 				break
 			}
 		}
@@ -353,14 +361,14 @@ func (c *Configurator) applyLease(name string, ack *dhcpv4.DHCPv4) error {
 	if err := netlink.AddrReplace(l, addr); err != nil {
 		return fmt.Errorf("address %s: %w", addr.IPNet, err)
 	}
-	msg := fmt.Sprintf("%s: dhcp address %s, lease %s", name, addr.IPNet, lt)
+	attrs := []any{"link", name, "address", addr.IPNet.String(), "lease", lt}
 	if routers := ack.Router(); len(routers) > 0 {
 		if err := defaultRoute(l, routers[0]); err != nil {
 			return fmt.Errorf("gateway %s: %w", routers[0], err)
 		}
-		msg += ", gateway " + routers[0].String()
+		attrs = append(attrs, "gateway", routers[0].String())
 	}
-	c.Logf("%s", msg)
+	c.log().Info("dhcp", attrs...)
 	var dns []string
 	for _, ip := range ack.DNS() {
 		dns = append(dns, ip.String())

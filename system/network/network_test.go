@@ -1,6 +1,7 @@
 package network
 
 import (
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -97,7 +98,7 @@ func TestStale(t *testing.T) {
 
 func TestStateFile(t *testing.T) {
 	path := t.TempDir() + "/addresses.json"
-	c := &Configurator{StateFile: path, Logf: t.Logf}
+	c := &Configurator{StateFile: path, Log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	if m := c.loadState(); len(m) != 0 {
 		t.Fatalf("no file: %v", m)
 	}

@@ -112,19 +112,19 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 	for _, name := range slices.Sorted(maps.Keys(v.Bonds)) {
 		b, err := bond(name, v.Bonds[name])
 		if err != nil {
-			c.Logf("%s: %v", name, err)
+			c.log().Error("configure", "link", name, "err", err)
 		}
 		if err := ensureBond(b); err != nil {
-			c.Logf("%s: %v", name, err)
+			c.log().Error("configure", "link", name, "err", err)
 		} else {
-			c.Logf("%s: bond (%s)", name, b.Mode)
+			c.log().Info("bond", "link", name, "mode", b.Mode)
 		}
 	}
 	for _, name := range v.Bridges {
 		if err := addLink(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
-			c.Logf("%s: %v", name, err)
+			c.log().Error("configure", "link", name, "err", err)
 		} else {
-			c.Logf("%s: bridge", name)
+			c.log().Info("bridge", "link", name)
 		}
 	}
 	for _, l := range links {
@@ -139,9 +139,9 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 		}
 		if master != "" {
 			if err := enslave(l, master); err != nil {
-				c.Logf("%s: %v", attrs.Name, err)
+				c.log().Error("configure", "link", attrs.Name, "err", err)
 			} else {
-				c.Logf("%s: in %s", attrs.Name, master)
+				c.log().Info("enslaved", "link", attrs.Name, "master", master)
 			}
 		}
 		vlans, _ := config.ParseVlans(ic.Vlans)
@@ -151,12 +151,12 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 				name = fmt.Sprintf("%s.%d", attrs.Name, vl.ID)
 			}
 			if err := netlink.LinkSetUp(l); err != nil {
-				c.Logf("%s: up: %v", attrs.Name, err)
+				c.log().Error("up", "link", attrs.Name, "err", err)
 			}
 			if err := addLink(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: attrs.Index}, VlanId: vl.ID}); err != nil {
-				c.Logf("%s: %v", name, err)
+				c.log().Error("configure", "link", name, "err", err)
 			} else {
-				c.Logf("%s: VLAN %d on %s", name, vl.ID, attrs.Name)
+				c.log().Info("vlan", "link", name, "id", vl.ID, "parent", attrs.Name)
 			}
 		}
 	}
