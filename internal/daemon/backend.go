@@ -39,7 +39,7 @@ func (d *Daemon) Services() client.ServiceList {
 	for _, st := range d.sup.States() {
 		known[st.Name] = true
 		out.Services = append(out.Services, client.Service{Name: st.Name, Image: st.Image, Source: st.Source,
-			Status: st.Status, Health: st.Health, Pid: st.Pid, Restarts: st.Restarts, Since: st.Since,
+			Status: string(st.Status), Health: string(st.Health), Pid: st.Pid, Restarts: st.Restarts, Since: st.Since,
 			ExitCode: st.ExitCode, LastErr: st.LastErr})
 	}
 	for _, n := range services.Names() {

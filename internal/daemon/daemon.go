@@ -103,7 +103,7 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 	}
 	running := 0
 	for _, st := range d.sup.States() {
-		if st.Status == "running" || st.Status == "exited" || st.Status == "created" {
+		if st.Status == supervisor.Running || st.Status == supervisor.Exited || st.Status == supervisor.Created {
 			running++
 		}
 	}

@@ -30,7 +30,7 @@ func criticalFailing(states []State) []string {
 		if st.Service.Labels[LabelCritical] != "true" {
 			continue
 		}
-		ok := st.Status == "running" && (st.Service.Health == nil || st.Health == "healthy")
+		ok := st.Status == Running && (st.Service.Health == nil || st.Health == Healthy)
 		if !ok {
 			out = append(out, st.Name)
 		}

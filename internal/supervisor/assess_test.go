@@ -13,7 +13,7 @@ import (
 func TestAssess(t *testing.T) {
 	crit := map[string]string{LabelCritical: "true"}
 	m := &Supervisor{svcs: map[string]*entry{}}
-	add := func(name string, labels map[string]string, health *compose.Health, status, h string) {
+	add := func(name string, labels map[string]string, health *compose.Health, status Status, h Health) {
 		e := newEntry(compose.Service{Name: name, Labels: labels, Health: health}, "built-in")
 		e.Status, e.Health = status, h
 		m.svcs[name] = e
@@ -29,7 +29,7 @@ func TestAssess(t *testing.T) {
 	if v.Event != "unhealthy" || !strings.Contains(status.String(), `"failing":["docker"]`) {
 		t.Fatalf("verdict %+v, status %s", v, status.String())
 	}
-	m.svcs["docker"].Health = "healthy"
+	m.svcs["docker"].Health = Healthy
 	status.Reset()
 	if v := m.Assess(context.Background(), &status, time.Minute); v.Event != "healthy" || !strings.Contains(status.String(), `"event":"healthy"`) {
 		t.Fatalf("verdict %+v, status %s", v, status.String())

@@ -51,6 +51,32 @@ type Supervisor struct {
 	root  context.Context
 }
 
+// Status is where a service is in its life.
+type Status string
+
+// The statuses of a service.
+const (
+	Starting   Status = "starting"   // being started
+	Running    Status = "running"    // its task runs
+	Restarting Status = "restarting" // it ended; its restart policy starts it again after the back-off
+	Exited     Status = "exited"     // it ended and stays so (a one-shot, or by its policy)
+	Failed     Status = "failed"     // it could not be started; retried by its policy
+	Stopped    Status = "stopped"    // stopped by ros service stop, or for a shutdown
+	Created    Status = "created"    // io.rancher.os.createonly: its container is made, never started
+	Removed    Status = "removed"    // ros service rm: stopped and its container removed
+)
+
+// Health is what a service's healthcheck says.
+type Health string
+
+// The healths of a service with a healthcheck (none without one).
+const (
+	NoHealth       Health = ""
+	HealthStarting Health = "starting"  // no check has passed yet
+	Healthy        Health = "healthy"   // the last check passed
+	Unhealthy      Health = "unhealthy" // retries checks in a row failed
+)
+
 // entry is one service and its supervisor.
 type entry struct {
 	State
@@ -66,8 +92,8 @@ type State struct {
 	Name     string          `json:"name"`
 	Image    string          `json:"image"`
 	Source   string          `json:"source"` // built-in, catalog, file, url
-	Status   string          `json:"state"`  // starting, running, restarting, exited, failed, stopped, created
-	Health   string          `json:"health,omitempty"`
+	Status   Status          `json:"state"`
+	Health   Health          `json:"health,omitempty"`
 	Pid      uint32          `json:"pid,omitempty"`
 	Restarts int             `json:"restarts"`
 	Since    time.Time       `json:"since,omitzero"`
@@ -130,7 +156,7 @@ func (m *Supervisor) Start(ctx context.Context, defs []compose.Service, sources 
 }
 
 func newEntry(s compose.Service, source string) *entry {
-	return &entry{State: State{Service: s, Name: s.Name, Image: s.Image, Source: source, Status: "starting"},
+	return &entry{State: State{Service: s, Name: s.Name, Image: s.Image, Source: source, Status: Starting},
 		healthy: make(chan struct{}), exited: make(chan uint32, 1)}
 }
 
@@ -188,7 +214,7 @@ func (m *Supervisor) launch(ctx context.Context, s compose.Service) {
 	e.cancel, e.done = cancel, done
 	m.mu.Unlock()
 	if m.Restarted && (!s.Detach || s.Restart == "" || s.Restart == "no") && m.Runner.Ran(ctx, s) {
-		m.set(s.Name, func(st *State) { st.Status = "exited" })
+		m.set(s.Name, func(st *State) { st.Status = Exited })
 		m.logger().Info("ran earlier in this boot; not run again", "service", s.Name)
 		close(done)
 		return
@@ -197,14 +223,14 @@ func (m *Supervisor) launch(ctx context.Context, s compose.Service) {
 	t, err := m.Runner.Start(ctx, s)
 	if err != nil {
 		m.consolef("service %s failed to start: %v", s.Name, err)
-		m.set(s.Name, func(st *State) { st.Status = "failed"; st.LastErr = err.Error() })
+		m.set(s.Name, func(st *State) { st.Status = Failed; st.LastErr = err.Error() })
 		m.wg.Add(1)
 		go m.supervise(sctx, s, nil, done)
 		return
 	}
 	if t == nil { // createonly
 		m.mark(s.Name, "created")
-		m.set(s.Name, func(st *State) { st.Status = "created" })
+		m.set(s.Name, func(st *State) { st.Status = Created })
 		close(done)
 		return
 	}
@@ -214,7 +240,7 @@ func (m *Supervisor) launch(ctx context.Context, s compose.Service) {
 		m.consolef("service %s started, pid %d", s.Name, t.Pid)
 		m.mark(s.Name, "started")
 	}
-	m.set(s.Name, func(st *State) { st.Status = "running"; st.Pid = t.Pid; st.Since = time.Now(); st.LastErr = "" })
+	m.set(s.Name, func(st *State) { st.Status = Running; st.Pid = t.Pid; st.Since = time.Now(); st.LastErr = "" })
 	if s.Health != nil {
 		go m.healthLoop(sctx, s)
 	} else {
@@ -227,7 +253,7 @@ func (m *Supervisor) launch(ctx context.Context, s compose.Service) {
 			code = ex.Code
 		case <-ctx.Done():
 		}
-		m.set(s.Name, func(st *State) { st.Status = "exited"; st.ExitCode = code })
+		m.set(s.Name, func(st *State) { st.Status = Exited; st.ExitCode = code })
 		select {
 		case e.exited <- code:
 		default:
@@ -264,7 +290,7 @@ func (m *Supervisor) healthLoop(ctx context.Context, s compose.Service) {
 	h := s.Health
 	began := time.Now()
 	fails := 0
-	m.set(s.Name, func(st *State) { st.Health = "starting" })
+	m.set(s.Name, func(st *State) { st.Health = HealthStarting })
 	tick := time.NewTicker(h.Interval)
 	defer tick.Stop()
 	check := func() {
@@ -280,7 +306,7 @@ func (m *Supervisor) healthLoop(ctx context.Context, s compose.Service) {
 				m.logger().Info("healthcheck passes again", "service", s.Name)
 			}
 			fails = 0
-			m.set(s.Name, func(st *State) { st.Health = "healthy" })
+			m.set(s.Name, func(st *State) { st.Health = Healthy })
 			m.setHealthy(s.Name)
 			return
 		}
@@ -292,7 +318,7 @@ func (m *Supervisor) healthLoop(ctx context.Context, s compose.Service) {
 		}
 		fails++
 		if fails >= h.Retries {
-			m.set(s.Name, func(st *State) { st.Health = "unhealthy" })
+			m.set(s.Name, func(st *State) { st.Health = Unhealthy })
 		}
 	}
 	// The first check soon after the start, then by the interval.
@@ -372,7 +398,7 @@ func (m *Supervisor) supervise(ctx context.Context, s compose.Service, t *runner
 				return
 			}
 			m.logger().Info("exited", "service", s.Name, "status", code)
-			m.set(s.Name, func(st *State) { st.Status = "exited"; st.ExitCode = code; st.Pid = 0 })
+			m.set(s.Name, func(st *State) { st.Status = Exited; st.ExitCode = code; st.Pid = 0 })
 		}
 		if ctx.Err() != nil {
 			return
@@ -385,7 +411,7 @@ func (m *Supervisor) supervise(ctx context.Context, s compose.Service, t *runner
 		}
 		restarts++
 		wait := m.backoff(restarts)
-		m.set(s.Name, func(st *State) { st.Restarts++; st.Status = "restarting" })
+		m.set(s.Name, func(st *State) { st.Restarts++; st.Status = Restarting })
 		m.logger().Info("restart scheduled", "service", s.Name, "restart", restarts, "in", wait)
 		select {
 		case <-time.After(wait):
@@ -395,12 +421,12 @@ func (m *Supervisor) supervise(ctx context.Context, s compose.Service, t *runner
 		nt, err := m.Runner.Restart(ctx, s)
 		if err != nil {
 			m.logger().Error("restart failed", "service", s.Name, "err", err)
-			m.set(s.Name, func(st *State) { st.Status = "failed"; st.LastErr = err.Error() })
+			m.set(s.Name, func(st *State) { st.Status = Failed; st.LastErr = err.Error() })
 			t = nil
 			continue
 		}
 		t = nt
-		m.set(s.Name, func(st *State) { st.Status = "running"; st.Pid = t.Pid; st.Since = time.Now(); st.LastErr = "" })
+		m.set(s.Name, func(st *State) { st.Status = Running; st.Pid = t.Pid; st.Since = time.Now(); st.LastErr = "" })
 	}
 }
 
@@ -444,7 +470,7 @@ func (m *Supervisor) stopOne(ctx context.Context, name string) error {
 	if err := m.Runner.Stop(ctx, name, sig, grace); err != nil {
 		return err
 	}
-	m.set(name, func(st *State) { st.Status = "stopped"; st.Pid = 0; st.Health = "" })
+	m.set(name, func(st *State) { st.Status = Stopped; st.Pid = 0; st.Health = NoHealth })
 	m.logger().Info("stopped", "service", name)
 	return nil
 }
@@ -487,7 +513,7 @@ func (m *Supervisor) RemoveOne(ctx context.Context, name string) error {
 	if err := m.Runner.Remove(ctx, name); err != nil {
 		return err
 	}
-	m.set(name, func(st *State) { st.Status = "removed" })
+	m.set(name, func(st *State) { st.Status = Removed })
 	return nil
 }
 

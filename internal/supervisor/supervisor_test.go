@@ -181,7 +181,7 @@ func TestStartsInDependencyOrder(t *testing.T) {
 	if got := strings.Join(f.Calls(), ","); got != "start udev,start network,start console" {
 		t.Fatalf("calls %s", got)
 	}
-	if st := m.state("console"); st.Status != "running" || st.Source != "catalog" || st.Pid == 0 {
+	if st := m.state("console"); st.Status != Running || st.Source != "catalog" || st.Pid == 0 {
 		t.Fatalf("console %+v", st)
 	}
 	if st := m.state("udev"); st.Source != "built-in" {
@@ -213,13 +213,13 @@ func TestRestartPolicies(t *testing.T) {
 			<-f.started
 			f.exit("a", tc.code)
 			if tc.restart {
-				waitFor(t, "a restart", func() bool { return m.state("a").Status == "running" && m.state("a").Restarts == 1 })
+				waitFor(t, "a restart", func() bool { return m.state("a").Status == Running && m.state("a").Restarts == 1 })
 				if !slices.Contains(f.Calls(), "restart a") {
 					t.Fatalf("calls %v", f.Calls())
 				}
 				return
 			}
-			waitFor(t, "a exited", func() bool { return m.state("a").Status == "exited" })
+			waitFor(t, "a exited", func() bool { return m.state("a").Status == Exited })
 			time.Sleep(20 * time.Millisecond) // a restart would come within the 1 ms back-off
 			if st := m.state("a"); st.Restarts != 0 || st.ExitCode != tc.code || slices.Contains(f.Calls(), "restart a") {
 				t.Fatalf("state %+v, calls %v", st, f.Calls())
@@ -248,7 +248,7 @@ func TestOnFailureLimitAndBackoff(t *testing.T) {
 		<-f.started
 		f.exit("a", 2)
 	}
-	waitFor(t, "a given up", func() bool { return m.state("a").Status == "exited" && m.state("a").Restarts == 2 })
+	waitFor(t, "a given up", func() bool { return m.state("a").Status == Exited && m.state("a").Restarts == 2 })
 	time.Sleep(20 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
@@ -273,18 +273,18 @@ func TestFailedStartIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	// b starts although a failed.
-	if st := m.state("b"); st.Status != "running" {
+	if st := m.state("b"); st.Status != Running {
 		t.Fatalf("b %+v", st)
 	}
 	<-f.started // a's first start
 	<-f.started // a's first retry, also failing
-	if st := m.state("a"); st.Status != "failed" || !strings.Contains(st.LastErr, "not found") {
+	if st := m.state("a"); st.Status != Failed || !strings.Contains(st.LastErr, "not found") {
 		t.Fatalf("a %+v", st)
 	}
 	f.mu.Lock()
 	delete(f.startErr, "a")
 	f.mu.Unlock()
-	waitFor(t, "a running", func() bool { return m.state("a").Status == "running" })
+	waitFor(t, "a running", func() bool { return m.state("a").Status == Running })
 	if st := m.state("a"); st.LastErr != "" {
 		t.Fatalf("a %+v", st)
 	}
@@ -323,7 +323,7 @@ func TestConditions(t *testing.T) {
 		t.Fatalf("%s started before db was healthy", name)
 	case <-time.After(50 * time.Millisecond):
 	}
-	if st := m.state("db"); st.Health != "starting" && st.Health != "unhealthy" {
+	if st := m.state("db"); st.Health != HealthStarting && st.Health != Unhealthy {
 		t.Fatalf("db health %q", st.Health)
 	}
 	close(healthy)
@@ -333,8 +333,8 @@ func TestConditions(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "db healthy", func() bool { return m.state("db").Health == "healthy" })
-	if st := m.state("migrate"); st.Status != "exited" || st.ExitCode != 0 {
+	waitFor(t, "db healthy", func() bool { return m.state("db").Health == Healthy })
+	if st := m.state("migrate"); st.Status != Exited || st.ExitCode != 0 {
 		t.Fatalf("migrate %+v", st)
 	}
 }
@@ -363,7 +363,7 @@ func TestFailedOneShotHoldsBackUntilTheBound(t *testing.T) {
 	if waited := time.Since(began); waited < m.ConditionWait {
 		t.Fatalf("app started %s after a failed one-shot, before the %s bound", waited, m.ConditionWait)
 	}
-	if st := m.state("app"); st.Status != "running" {
+	if st := m.state("app"); st.Status != Running {
 		t.Fatalf("app %+v", st)
 	}
 }
@@ -384,15 +384,15 @@ func TestHealthTransitions(t *testing.T) {
 	if err := m.Start(ctx, []compose.Service{svc("a", func(s *compose.Service) { s.Health = check })}, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "healthy", func() bool { return m.state("a").Health == "healthy" })
+	waitFor(t, "healthy", func() bool { return m.state("a").Health == Healthy })
 	mu.Lock()
 	code = 1
 	mu.Unlock()
-	waitFor(t, "unhealthy", func() bool { return m.state("a").Health == "unhealthy" })
+	waitFor(t, "unhealthy", func() bool { return m.state("a").Health == Unhealthy })
 	mu.Lock()
 	code = 0
 	mu.Unlock()
-	waitFor(t, "healthy again", func() bool { return m.state("a").Health == "healthy" })
+	waitFor(t, "healthy again", func() bool { return m.state("a").Health == Healthy })
 }
 
 func TestAdoptionAfterRestart(t *testing.T) {
@@ -421,10 +421,10 @@ func TestAdoptionAfterRestart(t *testing.T) {
 	if got := strings.Join(f.Calls(), ","); got != "adopt net,start ntp" {
 		t.Fatalf("calls %s: the one-shot must not run again, the running service must be adopted", got)
 	}
-	if st := m.state("bootstrap"); st.Status != "exited" {
+	if st := m.state("bootstrap"); st.Status != Exited {
 		t.Fatalf("bootstrap %+v", st)
 	}
-	if st := m.state("net"); st.Status != "running" || st.Pid == 0 {
+	if st := m.state("net"); st.Status != Running || st.Pid == 0 {
 		t.Fatalf("net %+v", st)
 	}
 	// The adopted task is supervised: its end restarts it.
@@ -444,13 +444,13 @@ func TestStopStartRemoveForgetAndStopAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	if st := m.state("a"); st.Status != "stopped" || slices.Contains(f.Calls(), "restart a") {
+	if st := m.state("a"); st.Status != Stopped || slices.Contains(f.Calls(), "restart a") {
 		t.Fatalf("a %+v, calls %v: a stopped service must stay stopped", st, f.Calls())
 	}
 	if err := m.StartOne("a"); err != nil {
 		t.Fatal(err)
 	}
-	if st := m.state("a"); st.Status != "running" {
+	if st := m.state("a"); st.Status != Running {
 		t.Fatalf("a %+v", st)
 	}
 	if err := m.StopOne(ctx, "nope"); !errors.Is(err, ErrUnknown) {
@@ -485,7 +485,7 @@ func TestCreateOnly(t *testing.T) {
 	if err := m.Start(ctx, []compose.Service{svc("data", func(s *compose.Service) { s.CreateOnly = true })}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if st := m.state("data"); st.Status != "created" {
+	if st := m.state("data"); st.Status != Created {
 		t.Fatalf("data %+v", st)
 	}
 }
