@@ -17,10 +17,12 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/rosos/ros/internal/paths"
 )
 
 // Socket is where the service manager listens.
-const Socket = "/run/ros/ros.sock"
+const Socket = paths.Socket
 
 // Client talks to the service manager.
 type Client struct{ http *http.Client }
