@@ -73,7 +73,8 @@ func TestUpgradeAndRollback(t *testing.T) {
 	}
 	s := m.SSH("rancher", key, 5*time.Minute)
 	s.MustRun("echo home > /home/rancher/keep && sudo sh -c 'echo opt > /opt/keep && echo lib > /var/lib/rancher/keep'")
-	s.Eventually("docker info", 3*time.Minute, func(string) bool { return true })
+	// Wait for the engine itself: docker info prints "Server Version" only once the daemon answers.
+	s.Eventually("docker info", 3*time.Minute, func(out string) bool { return strings.Contains(out, "Server Version") })
 	if out, err := s.RunInput("docker load", bytes.NewReader(helloImage(t))); err != nil {
 		t.Fatalf("docker load: %v\n%s", err, out)
 	}
