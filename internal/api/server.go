@@ -59,12 +59,21 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/services", s.list)
 	mux.HandleFunc("POST /v1/services/{name}/{action}", s.action)
-	mux.HandleFunc("POST /v1/up", s.up)
-	mux.HandleFunc("POST /v1/enable", s.enable)
-	mux.HandleFunc("POST /v1/disable", s.disable)
+	mux.HandleFunc("POST /v1/up", call(func(ctx context.Context, req struct {
+		Names []string `json:"names"`
+	}) (map[string]any, error) {
+		names, err := s.Backend.Up(ctx, req.Names)
+		return map[string]any{"ok": names}, err
+	}))
+	mux.HandleFunc("POST /v1/enable", call(s.Backend.Enable))
+	mux.HandleFunc("POST /v1/disable", call(func(ctx context.Context, req struct {
+		Name string `json:"name"`
+	}) (client.Enabled, error) {
+		return s.Backend.Disable(ctx, req.Name)
+	}))
 	mux.HandleFunc("GET /v1/config", s.export)
 	mux.HandleFunc("GET /v1/config/key", s.get)
-	mux.HandleFunc("POST /v1/config", s.reconfigure)
+	mux.HandleFunc("POST /v1/config", call(s.Backend.Reconfigure))
 	mux.HandleFunc("GET /v1/os", s.slots)
 	mux.HandleFunc("POST /v1/os/upgrade", s.upgrade)
 	mux.HandleFunc("POST /v1/os/rollback", s.rollback)
@@ -126,6 +135,23 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // that began is finished even if the client goes away.
 func detached(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
 
+// call makes a handler of f: the request's JSON body in, f's result out
+// as JSON, or its error.
+func call[Req, Res any](f func(context.Context, Req) (Res, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if !decode(w, r, &req) {
+			return
+		}
+		res, err := f(detached(r), req)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, res)
+	}
+}
+
 func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	reply(w, http.StatusOK, s.Backend.Services())
 }
@@ -137,49 +163,6 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, http.StatusOK, client.Result{OK: name})
-}
-
-func (s *Server) up(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Names []string `json:"names"`
-	}
-	if !decode(w, r, &req) {
-		return
-	}
-	names, err := s.Backend.Up(detached(r), req.Names)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"ok": names})
-}
-
-func (s *Server) enable(w http.ResponseWriter, r *http.Request) {
-	var req client.EnableRequest
-	if !decode(w, r, &req) {
-		return
-	}
-	res, err := s.Backend.Enable(detached(r), req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, res)
-}
-
-func (s *Server) disable(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Name string `json:"name"`
-	}
-	if !decode(w, r, &req) {
-		return
-	}
-	res, err := s.Backend.Disable(detached(r), req.Name)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, res)
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
@@ -194,19 +177,6 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, http.StatusOK, v)
-}
-
-func (s *Server) reconfigure(w http.ResponseWriter, r *http.Request) {
-	var req client.ReconfigureRequest
-	if !decode(w, r, &req) {
-		return
-	}
-	plan, err := s.Backend.Reconfigure(detached(r), req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, plan)
 }
 
 func (s *Server) slots(w http.ResponseWriter, _ *http.Request) {

@@ -37,7 +37,12 @@ func (f *fakeBackend) Action(_ context.Context, name, action string) error {
 	return nil
 }
 
-func (f *fakeBackend) Up(_ context.Context, names []string) ([]string, error) { return names, nil }
+func (f *fakeBackend) Up(_ context.Context, names []string) ([]string, error) {
+	f.mu.Lock()
+	f.actions = append(f.actions, "up "+strings.Join(names, " "))
+	f.mu.Unlock()
+	return names, nil
+}
 
 func (f *fakeBackend) Enable(_ context.Context, req client.EnableRequest) (client.Enabled, error) {
 	return client.Enabled{Enabled: req.Ref, Services: []string{req.Ref + "-1"}}, nil
@@ -134,6 +139,9 @@ func TestClientAndServerAgree(t *testing.T) {
 	if err := c.Action(ctx, "nope", "stop"); err == nil || !strings.Contains(err.Error(), "no such service") {
 		t.Fatalf("unknown service: %v", err)
 	}
+	if err := c.Up(ctx, []string{"console"}); err != nil {
+		t.Fatal(err)
+	}
 	if en, err := c.Enable(ctx, client.EnableRequest{Ref: "web"}); err != nil || en.Enabled != "web" || en.Services[0] != "web-1" {
 		t.Fatalf("enable %+v %v", en, err)
 	}
@@ -161,7 +169,7 @@ func TestClientAndServerAgree(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if strings.Join(f.actions, ",") != "restart console" {
+	if strings.Join(f.actions, ",") != "restart console,up console" {
 		t.Fatalf("actions %v", f.actions)
 	}
 }
