@@ -11,7 +11,12 @@ SERVICE_IMAGES := udev syslog network ntp acpid console docker
 # Tests that boot the image in QEMU get this long in all.
 E2E_TIMEOUT ?= 60m
 
-DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-efi-amd64-bin grub-common \
+# The Debian release the OS is built from, and its pins (one place).
+include build/debian.env
+
+# The build machine's own packages. GRUB's EFI image is made by the suite's
+# GRUB (build/grub.sh); the host's grub-common is for grub-editenv in tests.
+DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-common \
         dosfstools mtools e2fsprogs gdisk libseccomp-dev pkg-config cpio xz-utils kmod \
         xorriso openssh-client
 LDFLAGS := -s -w -X main.Version=$(VERSION)
@@ -42,7 +47,7 @@ out/bin/containerd-shim-runc-v2: go.mod go.sum
 out/bin/runc: go.mod go.sum
 	CGO_ENABLED=1 $(GO) build -trimpath -tags "seccomp netgo osusergo static_build" -ldflags "-s -w -extldflags -static" -o $@ github.com/opencontainers/runc
 
-out/kernel/.done: images/kernel/version build/kernel.sh
+out/kernel/.done: images/kernel/version build/kernel.sh build/debian.env build/debian.sh
 	build/kernel.sh out/kernel && touch $@
 
 # A stamp that changes when VERSION does, so that images carry the right one.
@@ -58,7 +63,7 @@ FORCE:
 # ros-build repacks without rebuilding the roots.
 .PRECIOUS: out/images/%.rootfs.tar
 .SECONDEXPANSION:
-out/images/%.rootfs.tar: $$(shell find images/$$* -type f) build/service-image.sh
+out/images/%.rootfs.tar: $$(shell find images/$$* -type f) build/service-image.sh build/debian.env build/debian.sh
 	build/service-image.sh rootfs $* $(VERSION) $@
 # The network image holds the ros binary itself.
 out/images/network.rootfs.tar: out/bin/ros
@@ -66,7 +71,7 @@ out/images/%/index.json: out/images/%.rootfs.tar out/images/base.rootfs.tar out/
 	build/service-image.sh pack $* $(VERSION) out/images/$*
 
 image: out/ros.img
-out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml docs/config.schema.json build/mkimage.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
+out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml docs/config.schema.json build/mkimage.sh build/grub.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
 	SERVICE_IMAGES="$(SERVICE_IMAGES)" build/mkimage.sh $(VERSION)
 
 # The OS as an OCI image archive (for ros os upgrade --file); VERSION=... to
@@ -78,7 +83,7 @@ out/rosos-os-$(VERSION).oci.tar: out/ros.img build/os-image.sh $(if $(ROS_SIGNIN
 
 # A live ISO (UEFI) that boots the OS and installs it with ros install.
 iso: out/rosos.iso
-out/rosos.iso: out/ros.img build/mkiso.sh build/grub-live.cfg
+out/rosos.iso: out/ros.img build/mkiso.sh build/grub.sh build/grub-live.cfg
 	build/mkiso.sh
 
 run: deps image
@@ -108,14 +113,14 @@ test-e2e:
 	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_ISO=$(CURDIR)/out/rosos.iso ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
 
 # Benchmarks: Go benchmarks of the hot paths, then the OS against a Debian
-# bookworm + systemd reference booted the same way (docs/performance.md).
+# (DEBIAN_SUITE) + systemd reference booted the same way (docs/performance.md).
 # They report; they do not pass or fail on speed. ROS_BENCH_RUNS=N boots each N times.
 bench: deps image out/bench/debian.img
 	$(GO) test -run '^$$' -bench . -benchmem ./config/ ./internal/compose/ ./system/osimage/
 	ROS_BENCH_DIR=$(CURDIR)/out/bench ROS_IMAGE=$(CURDIR)/out/ros.img ROS_VERSION=$(VERSION) \
 	  $(GO) test -v -count=1 -timeout 150m -tags e2e,bench -run TestBench ./tests/e2e/
 
-out/bench/debian.img: build/debian-ref.sh images/kernel/version
+out/bench/debian.img: build/debian-ref.sh images/kernel/version build/debian.env build/grub.sh
 	build/debian-ref.sh out/bench
 
 clean:

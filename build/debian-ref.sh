@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # build/debian-ref.sh OUTDIR: the reference image `make bench` compares the
-# OS with: Debian bookworm with systemd, udev, rsyslog, openssh-server,
-# chrony, acpid and docker.io, made with mmdebstrap from Debian packages
-# only, on the same kernel package as the OS (images/kernel/version), booted
-# the same way (UEFI, GRUB, virtio). Its login user is rancher (in the
+# OS with: Debian (the suite of build/debian.env) with systemd, udev,
+# rsyslog, openssh-server, chrony, acpid and docker.io with its client
+# (docker-cli), made with mmdebstrap from Debian packages only, on the same
+# kernel package as the OS (images/kernel/version), booted the same way (UEFI, GRUB, virtio). Its login user is rancher (in the
 # docker and sudo groups) with the bench key OUTDIR/key.pub.
 # Writes OUTDIR/debian.img (GPT: ESP + ext4 root), OUTDIR/debian-root.squashfs
 # (the root compressed as the OS's slot is, to compare sizes fairly).
 set -euo pipefail
+. build/grub.sh
 out=$1
 . images/kernel/version
 mkdir -p "$out"
@@ -16,7 +17,7 @@ pub=$(cat "$out/key.pub")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
-pkgs="systemd-sysv,udev,rsyslog,openssh-server,chrony,acpid,docker.io,sudo,iproute2,procps,$KERNEL_PKG=$KERNEL_DEB_VERSION,initramfs-tools,zstd"
+pkgs="systemd-sysv,udev,rsyslog,openssh-server,chrony,acpid,docker.io,docker-cli,sudo,iproute2,procps,$KERNEL_PKG=$KERNEL_DEB_VERSION,initramfs-tools,zstd"
 mmdebstrap --quiet --variant=minbase --include="$pkgs" \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
@@ -30,7 +31,7 @@ mmdebstrap --quiet --variant=minbase --include="$pkgs" \
   --customize-hook='printf "PasswordAuthentication no\nKbdInteractiveAuthentication no\n" > "$1/etc/ssh/sshd_config.d/bench.conf"' \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*; chroot "$1" ssh-keygen -A' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-  bookworm "$root"
+  "$DEBIAN_SUITE" "$root" "$(debian_sources)"
 cp "$root/boot/vmlinuz-$KERNEL_RELEASE" "$work/vmlinuz"
 cp "$root/boot/initrd.img-$KERNEL_RELEASE" "$work/initrd.img"
 mksquashfs "$root" "$out/debian-root.squashfs" -comp gzip -noappend -quiet -no-progress
@@ -43,9 +44,8 @@ linux (\$esp)/vmlinuz root=LABEL=debroot ro console=tty0 console=ttyS0,115200 ne
 initrd (\$esp)/initrd.img
 boot
 CFG
-grub-mkstandalone -O x86_64-efi -o "$work/esp/EFI/BOOT/BOOTX64.EFI" \
-  --modules="part_gpt fat ext2 search search_label linux echo normal serial terminal efi_gop all_video gzio" \
-  --locales= --fonts= --themes= "boot/grub/grub.cfg=$work/grub.cfg"
+grub_efi "$work/esp/EFI/BOOT/BOOTX64.EFI" "$work/grub.cfg" \
+  part_gpt fat ext2 search search_label linux echo normal serial terminal efi_gop all_video gzio
 cp "$work/vmlinuz" "$work/initrd.img" "$work/esp/"
 truncate -s 128M "$work/esp.img"
 mkfs.vfat -F 32 -n DEBREF_EFI "$work/esp.img" >/dev/null

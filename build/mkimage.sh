@@ -3,6 +3,7 @@
 # raw GPT disk out/ros.img from what `make build`, the kernel and the service
 # images left in out/. Plain files only: no loop mounts.
 set -euo pipefail
+. build/grub.sh
 version=$1
 . images/kernel/version
 K=out/kernel
@@ -78,18 +79,16 @@ hardlink -q $R/usr/share/ros/images >/dev/null
 echo "service images: $(du -sh $R/usr/share/ros/images | cut -f1)"
 
 echo "== slot image"
-# gzip: GRUB 2.06 reads squashfs through loopback when it is gzip or xz
-# compressed (not zstd), and gzip is quick to make and to read under TCG.
+# gzip: GRUB 2.12's squash4 reads gzip, lzo and xz (not zstd), and gzip is
+# quick to make and to read under TCG.
 mksquashfs $R $work/A -comp gzip -noappend -quiet -no-progress
 
 echo "== ESP"
 mkdir -p $work/esp/EFI/BOOT $work/esp/EFI/ros
-grub-mkstandalone -O x86_64-efi -o $work/esp/EFI/BOOT/BOOTX64.EFI \
-  --modules="part_gpt fat ext2 squash4 loopback linux search search_label configfile echo test true loadenv sleep gzio xzio normal serial terminal efi_gop all_video reboot" \
-  --locales= --fonts= --themes= \
-  "boot/grub/grub.cfg=build/grub-embed.cfg"
-grub-editenv $work/esp/EFI/ros/grubenv create
-grub-editenv $work/esp/EFI/ros/grubenv set ros_active=A ros_next= ros_failed= ros_A_tries=3 ros_B_tries=0
+grub_efi $work/esp/EFI/BOOT/BOOTX64.EFI build/grub-embed.cfg \
+  part_gpt fat ext2 squash4 loopback linux search search_label configfile echo test true loadenv sleep gzio xzio normal serial terminal efi_gop all_video reboot
+grub_editenv $work/esp/EFI/ros/grubenv create
+grub_editenv $work/esp/EFI/ros/grubenv set ros_active=A ros_next= ros_failed= ros_A_tries=3 ros_B_tries=0
 truncate -s 64M $work/esp.img
 mkfs.vfat -F 32 -n RANCHER_EFI $work/esp.img >/dev/null
 mcopy -s -i $work/esp.img $work/esp/EFI ::

@@ -3,12 +3,11 @@
 # `make image` left in out/: slot A (the OS, booted read-only with nothing
 # persistent) and the disk template disk.img.gz that `ros install` writes.
 set -euo pipefail
+. build/grub.sh
 work=out/iso-work
 rm -rf "$work" && mkdir -p "$work/iso" "$work/esp/EFI/BOOT"
-grub-mkstandalone -O x86_64-efi -o "$work/esp/EFI/BOOT/BOOTX64.EFI" \
-  --modules="part_gpt part_msdos fat iso9660 squash4 loopback linux search search_label echo test true sleep gzio normal serial terminal efi_gop all_video reboot" \
-  --locales= --fonts= --themes= \
-  "boot/grub/grub.cfg=build/grub-live.cfg"
+grub_efi "$work/esp/EFI/BOOT/BOOTX64.EFI" build/grub-live.cfg \
+  part_gpt part_msdos fat iso9660 squash4 loopback linux search search_label echo test true sleep gzio normal serial terminal efi_gop all_video reboot
 truncate -s 8M "$work/iso/efiboot.img"
 mkfs.vfat -n ROSOS_EFI "$work/iso/efiboot.img" >/dev/null
 mcopy -s -i "$work/iso/efiboot.img" "$work/esp/EFI" ::

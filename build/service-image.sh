@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # build/service-image.sh rootfs NAME VERSION OUT.rootfs.tar
-#   The root file system of images/NAME as a tar, from Debian packages with
-#   mmdebstrap (NAME=base: Debian's essential set alone, the first layer of
-#   every Debian-based service image), or, with FROM=scratch in
+#   The root file system of images/NAME as a tar, from Debian packages of
+#   the suite build/debian.env names, with mmdebstrap (NAME=base: Debian's
+#   essential set alone, the first layer of every Debian-based service
+#   image), or, with FROM=scratch in
 #   images/NAME/image, of its files and the ros binary. No Docker.
 # build/service-image.sh pack NAME VERSION OUTDIR
 #   That root as an OCI image layout tagged rosos/NAME:VERSION: the base
@@ -12,7 +13,7 @@
 set -euo pipefail
 mode=$1 name=$2 version=$3 out=$4
 dir=images/$name
-suite=${DEBIAN_SUITE:-bookworm}
+. build/debian.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 setting() { [ -f "$dir/image" ] && sed -n "s/^$1=//p" "$dir/image" || true; }
@@ -30,7 +31,7 @@ debian_root() { # debian_root TAR PACKAGES...
   mmdebstrap --quiet --variant=essential "${include[@]}" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-    "${hooks[@]}" "$suite" "$tar"
+    "${hooks[@]}" "$DEBIAN_SUITE" "$tar" "$(debian_sources)"
 }
 
 case "$mode" in
@@ -44,6 +45,8 @@ rootfs) # the image's whole root file system, as a tar
     tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$tmp/root" -cf "$tmp/rootfs.tar" .
   else
     mapfile -t pkgs < <(grep -v '^\s*#' "$dir/packages" | sed '/^\s*$/d')
+    # A line may pin a version from build/debian.env: docker.io=${DOCKER_DEB_VERSION}.
+    pkgs=("${pkgs[@]//\$\{DOCKER_DEB_VERSION\}/$DOCKER_DEB_VERSION}")
     debian_root "$tmp/rootfs.tar" "${pkgs[@]}"
   fi
   mv "$tmp/rootfs.tar" "$out"

@@ -59,11 +59,12 @@ func readModuleList(moddir, path string) ([]string, error) {
 			continue
 		}
 		if dir, ok := strings.CutPrefix(l, "dir:"); ok {
+			before := len(out)
 			err := filepath.Walk(filepath.Join(moddir, dir), func(p string, fi os.FileInfo, err error) error {
 				if err != nil {
 					return err
 				}
-				if strings.HasSuffix(p, ".ko") {
+				if isModule(p) {
 					out = append(out, kmod.Name(p))
 				}
 				return nil
@@ -71,9 +72,22 @@ func readModuleList(moddir, path string) ([]string, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 			}
+			if len(out) == before {
+				return nil, fmt.Errorf("%s:%d: no modules under %s", path, line, dir)
+			}
 			continue
 		}
 		out = append(out, l)
 	}
 	return out, s.Err()
+}
+
+// isModule reports whether path is a kernel module file, compressed or not.
+func isModule(path string) bool {
+	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+		if strings.HasSuffix(path, ext) {
+			return true
+		}
+	}
+	return false
 }

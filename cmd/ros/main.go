@@ -58,7 +58,7 @@ func root() *cobra.Command {
 		Example: "  ros service list\n  ros config set rancher.network.dns.nameservers '[1.1.1.1]'\n" +
 			"  ros os upgrade --image registry.example:5000/rosos/os:v1.2.0",
 	}
-	c.AddCommand(versionCmd(), rebootCmd(), poweroffCmd(), haltCmd(), serviceManagerCmd(), networkCmd(), serviceCmd(), configCmd(), osCmd(), installCmd(), bootCmd())
+	c.AddCommand(versionCmd(), probeCmd(), rebootCmd(), poweroffCmd(), haltCmd(), serviceManagerCmd(), networkCmd(), serviceCmd(), configCmd(), osCmd(), installCmd(), bootCmd())
 	c.DisableAutoGenTag = true // docs/ros.md stays the same from one day to the next
 	c.InitDefaultCompletionCmd()
 	return c

@@ -266,13 +266,25 @@ func Loaded(name string) bool {
 	return err == nil
 }
 
+// loadFlags are finit_module's flags for the module file at path: a
+// compressed module (Debian's .ko.xz) is decompressed by the kernel itself,
+// which needs CONFIG_MODULE_DECOMPRESS.
+func loadFlags(path string) int {
+	for _, ext := range []string{".ko.xz", ".ko.zst", ".ko.gz"} {
+		if strings.HasSuffix(path, ext) {
+			return unix.MODULE_INIT_COMPRESSED_FILE
+		}
+	}
+	return 0
+}
+
 func loadFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	err = unix.FinitModule(int(f.Fd()), "", 0)
+	err = unix.FinitModule(int(f.Fd()), "", loadFlags(path))
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}

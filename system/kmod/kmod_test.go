@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 const dep = `kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
@@ -140,6 +142,19 @@ func TestLookupAliases(t *testing.T) {
 		got := strings.Join(idx.Lookup(c.in), ",")
 		if got != c.want {
 			t.Errorf("Lookup(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestCompressedModulesAreDecompressedByTheKernel(t *testing.T) {
+	for path, want := range map[string]int{
+		"/lib/modules/6.12/kernel/fs/ext4/ext4.ko.xz":     unix.MODULE_INIT_COMPRESSED_FILE,
+		"/lib/modules/6.12/kernel/fs/ext4/ext4.ko.zst":    unix.MODULE_INIT_COMPRESSED_FILE,
+		"/lib/modules/6.1/kernel/fs/ext4/ext4.ko":         0,
+		"/lib/modules/6.1/kernel/fs/xz.ko/not-a-module.x": 0,
+	} {
+		if got := loadFlags(path); got != want {
+			t.Errorf("loadFlags(%s) = %d, want %d", path, got, want)
 		}
 	}
 }

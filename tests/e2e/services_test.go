@@ -146,9 +146,21 @@ func TestServicesOverSSH(t *testing.T) {
 	s := m.SSH("rancher", key, bootTimeout)
 	t.Logf("SSH login as rancher %.1fs after QEMU started", time.Since(start).Seconds())
 	s.Eventually("docker info --format '{{.ServerVersion}}'", 5*time.Minute, func(out string) bool {
-		return strings.HasPrefix(strings.TrimSpace(out), "20.")
+		return strings.HasPrefix(strings.TrimSpace(out), "26.")
 	})
 	t.Logf("docker info answered %.1fs after QEMU started", time.Since(start).Seconds())
+
+	t.Run("the build's Debian release, kernel and docker", func(t *testing.T) {
+		if want, got := buildSetting(t, "images/kernel/version", "KERNEL_RELEASE"), strings.TrimSpace(s.MustRun("uname -r")); got != want {
+			t.Errorf("kernel %q, want %q (images/kernel/version)", got, want)
+		}
+		// The console's client and the user's engine come from one Debian
+		// source package and must agree.
+		v := strings.Fields(s.MustRun("docker version --format '{{.Client.Version}} {{.Server.Version}}'"))
+		if len(v) != 2 || v[0] != v[1] {
+			t.Errorf("docker client and engine versions differ: %q", v)
+		}
+	})
 
 	t.Run("hostname from the seed", func(t *testing.T) {
 		if h := strings.TrimSpace(s.MustRun("hostname")); h != "e2e-node" {
@@ -170,7 +182,7 @@ func TestServicesOverSSH(t *testing.T) {
 		if out, err := s.Run("test -d /sys/module/pcspkr"); err != nil {
 			t.Errorf("udev coldplug did not load pcspkr: %v %s", err, out)
 		}
-		// docker's healthcheck (docker version in its container) passes.
+		// docker's healthcheck (ros probe of the engine's /_ping) passes.
 		s.Eventually("true", 3*time.Minute, func(string) bool { return serviceStates(t, s)["docker"].Health == "healthy" })
 		t.Log("\n" + s.MustRun("sudo ros service list"))
 	})
@@ -284,7 +296,7 @@ func TestServicesOverSSH(t *testing.T) {
 			t.Errorf("system-docker ps: %s", out)
 		}
 		out = s.MustRun("sudo system-docker exec syslog cat /etc/os-release")
-		if !strings.Contains(out, "bookworm") {
+		if suite := buildSetting(t, "build/debian.env", "DEBIAN_SUITE"); !strings.Contains(out, suite) {
 			t.Errorf("system-docker exec syslog: %s", out)
 		}
 	})

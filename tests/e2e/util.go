@@ -3,12 +3,36 @@
 package e2e
 
 import (
+	"bufio"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"testing"
 )
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func regexpLines(s, pattern string) []string {
 	return regexp.MustCompile(pattern).FindAllString(s, -1)
+}
+
+// buildSetting returns KEY's value in a shell-style settings file of the
+// repository (build/debian.env, images/kernel/version): what the image was
+// built from, so that a test checks the node against it.
+func buildSetting(t *testing.T, file, key string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "..", file))
+	if err != nil {
+		t.Fatalf("build setting %s: %v", key, err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(s.Text()), key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("build setting %s: not in %s", key, file)
+	return ""
 }
