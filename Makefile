@@ -18,7 +18,7 @@ include build/debian.env
 # GRUB (build/grub.sh); the host's grub-common is for grub-editenv in tests.
 DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-common \
         dosfstools mtools e2fsprogs gdisk libseccomp-dev pkg-config cpio xz-utils kmod \
-        xorriso openssh-client
+        xorriso openssh-client debian-archive-keyring
 LDFLAGS := -s -w -X main.Version=$(VERSION)
 GOSRC := $(shell find cmd init internal client system services config -name '*.go' -not -name '*_test.go') $(wildcard services/catalog/*.yml) go.mod go.sum
 # The linter make lint runs (make test-unit), built from the Go module proxy.
