@@ -154,6 +154,10 @@ func TestServicesOverSSH(t *testing.T) {
 		if want, got := buildSetting(t, "images/kernel/version", "KERNEL_RELEASE"), strings.TrimSpace(s.MustRun("uname -r")); got != want {
 			t.Errorf("kernel %q, want %q (images/kernel/version)", got, want)
 		}
+		// Interfaces keep the kernel's names (udev's 99-default.link).
+		if out, err := s.Run("test -d /sys/class/net/eth0 && ls /sys/class/net"); err != nil || contains(out, "enp") {
+			t.Errorf("interface names: %v %s", err, out)
+		}
 		// The console's client and the user's engine come from one Debian
 		// source package and must agree.
 		v := strings.Fields(s.MustRun("docker version --format '{{.Client.Version}} {{.Server.Version}}'"))
