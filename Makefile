@@ -25,7 +25,7 @@ GOSRC := $(shell find cmd init internal client system services config -name '*.g
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI := out/tools/golangci-lint-$(GOLANGCI_VERSION)
 
-.PHONY: all deps build image os-image iso run test test-unit test-e2e lint docs bench clean FORCE
+.PHONY: all deps build image os-image iso run test test-unit test-e2e test-release lint docs bench clean FORCE
 all: image
 
 deps:
@@ -111,6 +111,14 @@ docs:
 
 test-e2e:
 	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_ISO=$(CURDIR)/out/rosos.iso ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
+
+# An upgrade from an earlier release (another Debian suite, kernel, Docker)
+# to this build and back: ROS_PREVIOUS_IMAGE=path/to/old/ros.img, a disk
+# image `make image` made from an earlier commit (docs/upgrade.md).
+test-release: image os-image
+	@[ -n "$(ROS_PREVIOUS_IMAGE)" ] || { echo "test-release: set ROS_PREVIOUS_IMAGE to the ros.img of an earlier release" >&2; exit 2; }
+	ROS_PREVIOUS_IMAGE=$(ROS_PREVIOUS_IMAGE) ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_VERSION=$(VERSION) \
+	  $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e,release -run TestUpgradeAcrossReleases ./tests/e2e/
 
 # Benchmarks: Go benchmarks of the hot paths, then the OS against a Debian
 # (DEBIAN_SUITE) + systemd reference booted the same way (docs/performance.md).

@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e && release
 
 package e2e
 
@@ -16,11 +16,12 @@ import (
 // built from an earlier commit) is upgraded with `ros os upgrade --file` to
 // this build's OS image, boots it, keeps its data and the user's
 // containers, and rolls back to the earlier release. It needs a disk image
-// CI does not build, so it runs only when ROS_PREVIOUS_IMAGE names one.
+// `make test` does not build: `make test-release ROS_PREVIOUS_IMAGE=...`
+// (build tag release).
 func TestUpgradeAcrossReleases(t *testing.T) {
 	prev := os.Getenv("ROS_PREVIOUS_IMAGE")
 	if prev == "" {
-		t.Skip("ROS_PREVIOUS_IMAGE is not set: the disk image of an earlier release to upgrade from")
+		t.Fatal("ROS_PREVIOUS_IMAGE is not set: name the disk image (ros.img) of an earlier release to upgrade from")
 	}
 	v := Version(t)
 	key := NewKey(t)
