@@ -3,8 +3,9 @@
 # OS with: Debian (the suite of build/debian.env) with systemd, udev,
 # rsyslog, openssh-server, chrony, acpid and docker.io with its client
 # (docker-cli), made with mmdebstrap from Debian packages only, on the same
-# kernel package as the OS (images/kernel/version), booted the same way (UEFI, GRUB, virtio). Its login user is rancher (in the
-# docker and sudo groups) with the bench key OUTDIR/key.pub.
+# kernel package as the OS (images/kernel/version), booted the same way
+# (UEFI, GRUB, virtio). Its login user is rancher (in the docker and sudo
+# groups) with the bench key OUTDIR/key.pub.
 # Writes OUTDIR/debian.img (GPT: ESP + ext4 root), OUTDIR/debian-root.squashfs
 # (the root compressed as the OS's slot is, to compare sizes fairly).
 set -euo pipefail

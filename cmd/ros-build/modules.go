@@ -64,7 +64,7 @@ func readModuleList(moddir, path string) ([]string, error) {
 				if err != nil {
 					return err
 				}
-				if isModule(p) {
+				if kmod.IsModuleFile(p) {
 					out = append(out, kmod.Name(p))
 				}
 				return nil
@@ -80,14 +80,4 @@ func readModuleList(moddir, path string) ([]string, error) {
 		out = append(out, l)
 	}
 	return out, s.Err()
-}
-
-// isModule reports whether path is a kernel module file, compressed or not.
-func isModule(path string) bool {
-	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
-		if strings.HasSuffix(path, ext) {
-			return true
-		}
-	}
-	return false
 }

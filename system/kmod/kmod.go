@@ -29,14 +29,33 @@ type Index struct {
 // alias is one line of modules.alias: a glob pattern and the module it names.
 type alias struct{ pattern, module string }
 
+// compressedExts are the endings of compressed module files (Debian's
+// kernels since 6.x ship .ko.xz).
+var compressedExts = []string{".ko.xz", ".ko.zst", ".ko.gz"}
+
 // Name returns the canonical module name of a path or name: "kernel/fs/ext4/ext4.ko"
 // and "ext4" give "ext4"; dashes become underscores as the kernel does.
 func Name(s string) string {
 	s = filepath.Base(s)
-	for _, ext := range []string{".ko.xz", ".ko.zst", ".ko.gz", ".ko"} {
+	for _, ext := range compressedExts {
 		s = strings.TrimSuffix(s, ext)
 	}
+	s = strings.TrimSuffix(s, ".ko")
 	return strings.ReplaceAll(s, "-", "_")
+}
+
+// IsModuleFile reports whether path names a module file, compressed or not.
+func IsModuleFile(path string) bool {
+	return strings.HasSuffix(path, ".ko") || isCompressed(path)
+}
+
+func isCompressed(path string) bool {
+	for _, ext := range compressedExts {
+		if strings.HasSuffix(path, ext) {
+			return true
+		}
+	}
+	return false
 }
 
 // Open reads the index of the modules in dir (/lib/modules/<version>).
@@ -270,10 +289,8 @@ func Loaded(name string) bool {
 // compressed module (Debian's .ko.xz) is decompressed by the kernel itself,
 // which needs CONFIG_MODULE_DECOMPRESS.
 func loadFlags(path string) int {
-	for _, ext := range []string{".ko.xz", ".ko.zst", ".ko.gz"} {
-		if strings.HasSuffix(path, ext) {
-			return unix.MODULE_INIT_COMPRESSED_FILE
-		}
+	if isCompressed(path) {
+		return unix.MODULE_INIT_COMPRESSED_FILE
 	}
 	return 0
 }
