@@ -124,11 +124,14 @@ func (m *Supervisor) mark(service, step string) {
 	}
 }
 
-// Start starts every service in order and returns when each has been
-// started (one-shots: finished). A service that fails to start is reported
-// and retried by its policy; it does not hold back the others. A service
-// whose depends_on asks for service_healthy or
-// service_completed_successfully waits for that, up to a bound.
+// Start starts every service and returns when each has been started
+// (one-shots: finished). A service starts as soon as the services it
+// waits for (depends_on, io.rancher.os.after, io.rancher.os.before) have
+// started, so services that do not wait for each other start at the same
+// time. A service that fails to start is reported and retried by its
+// policy; it does not hold back the others. A service whose depends_on asks
+// for service_healthy or service_completed_successfully waits for that, up
+// to a bound.
 func (m *Supervisor) Start(ctx context.Context, defs []compose.Service, sources map[string]string) error {
 	ordered, err := compose.Order(defs)
 	if err != nil {
@@ -148,10 +151,28 @@ func (m *Supervisor) Start(ctx context.Context, defs []compose.Service, sources 
 		m.order = append(m.order, s.Name)
 	}
 	m.mu.Unlock()
+	started := make(map[string]chan struct{}, len(ordered))
 	for _, s := range ordered {
-		m.waitConditions(ctx, s)
-		m.launch(ctx, s)
+		started[s.Name] = make(chan struct{})
 	}
+	var wg sync.WaitGroup
+	for _, s := range ordered {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(started[s.Name])
+			for _, d := range compose.Deps(s, ordered) {
+				select {
+				case <-started[d]:
+				case <-ctx.Done():
+					return
+				}
+			}
+			m.waitConditions(ctx, s)
+			m.launch(ctx, s)
+		}()
+	}
+	wg.Wait()
 	return nil
 }
 
