@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 endif
 GO ?= go
 # System service images (images/NAME), in the OS image and preloaded.
-SERVICE_IMAGES := udev syslog network ntp acpid console docker
+SERVICE_IMAGES := udev syslog network ntp acpid console docker kubernetes
 # Tests that boot the image in QEMU get this long in all.
 E2E_TIMEOUT ?= 60m
 
@@ -20,7 +20,7 @@ DEPS := qemu-system-x86 qemu-utils ovmf mmdebstrap squashfs-tools grub-common \
         dosfstools mtools e2fsprogs gdisk libseccomp-dev pkg-config cpio xz-utils kmod \
         xorriso openssh-client debian-archive-keyring
 LDFLAGS := -s -w -X main.Version=$(VERSION)
-GOSRC := $(shell find cmd init internal client system services config -name '*.go' -not -name '*_test.go') $(wildcard services/catalog/*.yml) go.mod go.sum
+GOSRC := $(shell find cmd init internal client system services config -path cmd/kube -prune -o -name '*.go' -not -name '*_test.go' -print) $(wildcard services/catalog/*.yml) go.mod go.sum
 # The linter make lint runs (make test-unit), built from the Go module proxy.
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI := out/tools/golangci-lint-$(GOLANGCI_VERSION)
@@ -46,6 +46,39 @@ out/bin/containerd-shim-runc-v2: go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 out/bin/runc: go.mod go.sum
 	CGO_ENABLED=1 $(GO) build -trimpath -tags "seccomp netgo osusergo static_build" -ldflags "-s -w -extldflags -static" -o $@ github.com/opencontainers/runc
+
+out/bin/ctr: go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/ctr
+
+# Kubernetes (cmd/kube, modules of their own so that Kubernetes' versions
+# never move the OS's): kube (k3s-shaped, all components in one binary),
+# pause, CoreDNS, and the CNI plugins, from the Go module proxy. The Go
+# build cache keeps what they compile, by version: the first build takes
+# about 10 minutes on 2 cores, a change to cmd/kube seconds.
+K8S_VERSION := $(shell sed -n 's|^\s*k8s.io/kubernetes \(v[0-9.]*\).*|\1|p' cmd/kube/go.mod)
+CNI_PLUGINS_VERSION := v1.9.0
+CNI_PLUGINS := main/bridge main/loopback ipam/host-local meta/portmap
+KUBE_SRC := $(shell find cmd/kube -name '*.go' -not -name '*_test.go') cmd/kube/go.mod cmd/kube/go.sum
+KUBE_LDFLAGS := -s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=$(word 1,$(subst ., ,$(K8S_VERSION:v%=%))) \
+  -X $(p).gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION:v%=%))) -X $(p).gitTreeState=clean)
+out/kube/kube: $(KUBE_SRC)
+	cd cmd/kube && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(CURDIR)/$@ .
+out/kube/pause: cmd/kube/pause/main.go
+	cd cmd/kube && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(CURDIR)/$@ ./pause
+out/kube/coredns: cmd/kube/coredns/main.go cmd/kube/coredns/go.mod cmd/kube/coredns/go.sum
+	cd cmd/kube/coredns && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(CURDIR)/$@ .
+out/kube/cni/.done: Makefile
+	rm -rf out/kube/cni && mkdir -p out/kube/cni
+	cd out/kube/cni && GOBIN=$(CURDIR)/out/kube/cni GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "-s -w" \
+	  $(CNI_PLUGINS:%=github.com/containernetworking/plugins/plugins/%@$(CNI_PLUGINS_VERSION))
+	touch $@
+out/kube/images/.done: out/kube/pause out/kube/coredns out/ros-build build/kube-images.sh cmd/kube/node/agent.go
+	build/kube-images.sh out/kube/images && touch $@
+# The e2e tests' workload image (busybox httpd).
+out/kube/test-images/httpd.tar: build/kube-images.sh out/ros-build build/debian.env
+	build/kube-images.sh --test out/kube/test-images
+out/images/kubernetes.rootfs.tar: out/kube/kube out/bin/ctr out/kube/cni/.done out/kube/images/.done
 
 out/kernel/.done: images/kernel/version build/kernel.sh build/debian.env build/debian.sh
 	build/kernel.sh out/kernel && touch $@
@@ -89,7 +122,7 @@ out/rosos.iso: out/ros.img build/mkiso.sh build/grub.sh build/grub-live.cfg
 run: deps image
 	build/run.sh out/ros.img
 
-test: deps image os-image iso test-unit test-e2e
+test: deps image os-image iso out/kube/test-images/httpd.tar test-unit test-e2e
 
 test-unit: out/version lint
 	$(GO) vet ./...
@@ -110,7 +143,7 @@ docs:
 	ROS_UPDATE_DOCS=1 $(GO) test -run TestCommandReference ./cmd/ros/
 
 test-e2e:
-	ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_ISO=$(CURDIR)/out/rosos.iso ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
+	ROS_KUBE_TEST_IMAGE=$(CURDIR)/out/kube/test-images/httpd.tar ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_ISO=$(CURDIR)/out/rosos.iso ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
 
 # An upgrade from an earlier release (another Debian suite, kernel, Docker)
 # to this build and back: ROS_PREVIOUS_IMAGE=path/to/old/ros.img, a disk

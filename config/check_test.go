@@ -26,6 +26,18 @@ func TestCheckNamesKeyPaths(t *testing.T) {
 		"rancher:\n  docker:\n    tls: true\n":                                        "rancher.docker.tls",
 		"rancher:\n  system_docker:\n    image: x\n":                                  "rancher.system_docker: a RancherOS v1 key this OS does not support: there is no system Docker",
 		"rancher:\n  state:\n    mdadm_scan: true\n":                                  "rancher.state.mdadm_scan: a RancherOS v1 key this OS does not support",
+		"rancher:\n  kubernetes:\n    role: master\n":                                 "rancher.kubernetes.role",
+		"rancher:\n  kubernetes:\n    role: agent\n":                                  "rancher.kubernetes.server_url: an agent needs its server's URL",
+		"rancher:\n  kubernetes:\n    role: agent\n    server_url: https://s:6443\n":  "rancher.kubernetes.token: an agent needs the cluster's token",
+		"rancher:\n  kubernetes:\n    server_url: https://s:6443\n":                   "rancher.kubernetes.server_url: a server does not join another",
+		"rancher:\n  kubernetes:\n    node_ip: 10.0.0\n":                              `rancher.kubernetes.node_ip: "10.0.0" is not an IP address`,
+		"rancher:\n  kubernetes:\n    cluster_cidr: 10.42.0.0\n":                      "rancher.kubernetes.cluster_cidr",
+		"rancher:\n  kubernetes:\n    node_taints: [a=b]\n":                           "rancher.kubernetes.node_taints[0]: \"a=b\": want KEY=VALUE:EFFECT",
+		"rancher:\n  kubernetes:\n    node_taints: [a=b:Never]\n":                     "rancher.kubernetes.node_taints[0]: \"a=b:Never\": the effect must be",
+		"rancher:\n  kubernetes:\n    node_labels: [nolabel]\n":                       "rancher.kubernetes.node_labels[0]",
+		"rancher:\n  kubernetes:\n    extra_args:\n      kubelt: [v=2]\n":             "rancher.kubernetes.extra_args.kubelt: not a component",
+		"rancher:\n  kubernetes:\n    datastore: mysql\n":                             "rancher.kubernetes.datastore",
+		"rancher:\n  kubernetes:\n    server_url: [x]\n":                              "rancher.kubernetes.server_url: want a string",
 	}
 	for doc, want := range cases {
 		_, err := ParseDoc("user", []byte(doc))

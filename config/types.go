@@ -46,6 +46,7 @@ type Rancher struct {
 	Network         Network           `yaml:"network,omitempty"`
 	SSH             SSH               `yaml:"ssh,omitempty"`
 	Docker          Docker            `yaml:"docker,omitempty"`
+	Kubernetes      Kubernetes        `yaml:"kubernetes,omitempty"`
 	Console         string            `yaml:"console,omitempty" doc:"the console service's image flavour; only \"default\" is built"`
 	Log             bool              `yaml:"log,omitempty" doc:"verbose logging of the service manager"`
 	Debug           bool              `yaml:"debug,omitempty" doc:"debug logging of the service manager"`
@@ -114,6 +115,31 @@ type Docker struct {
 	ServerCert       string            `yaml:"server_cert,omitempty"`
 	ServerKey        string            `yaml:"server_key,omitempty" private:"true"`
 }
+
+// Kubernetes is rancher.kubernetes: the kubernetes service (`ros service
+// enable kubernetes`), in k3s's words. Each key is the kube flag of the
+// same name (node_ip is --node-ip).
+type Kubernetes struct {
+	Role        string   `yaml:"role,omitempty" doc:"server (the control plane and a node; the default) or agent (a node that joins server_url)" enum:",server,agent"`
+	ServerURL   string   `yaml:"server_url,omitempty" doc:"an agent's server: https://HOST:6443"`
+	Token       string   `yaml:"token,omitempty" private:"true" doc:"the join token; on a server, the one agents must give (default: made at first start, in /var/lib/rancher/kubernetes/server/node-token)"`
+	TokenFile   string   `yaml:"token_file,omitempty" doc:"a file on the node holding the token"`
+	NodeName    string   `yaml:"node_name,omitempty" doc:"the node's name (default: the host name)"`
+	NodeIP      string   `yaml:"node_ip,omitempty" doc:"the node's address (default: that of the default route)"`
+	NodeLabels  []string `yaml:"node_labels,omitempty" doc:"KEY=VALUE labels the node registers with"`
+	NodeTaints  []string `yaml:"node_taints,omitempty" doc:"KEY=VALUE:EFFECT taints the node registers with"`
+	ClusterCIDR string   `yaml:"cluster_cidr,omitempty" doc:"pod addresses (default 10.42.0.0/16); servers only"`
+	ServiceCIDR string   `yaml:"service_cidr,omitempty" doc:"service addresses (default 10.43.0.0/16); servers only"`
+	ClusterDNS  string   `yaml:"cluster_dns,omitempty" doc:"CoreDNS's address (default the tenth of service_cidr)"`
+	TLSSAN      []string `yaml:"tls_san,omitempty" doc:"more names and addresses for the API server's certificate"`
+	Datastore   string   `yaml:"datastore,omitempty" doc:"etcd, embedded (the default and only one built in)" enum:",etcd"`
+	ProxyMode   string   `yaml:"proxy_mode,omitempty" doc:"kube-proxy's mode: nftables (default) or iptables" enum:",nftables,iptables"`
+	// ExtraArgs are more arguments by component, k3s's --COMPONENT-arg.
+	ExtraArgs map[string][]string `yaml:"extra_args,omitempty" doc:"NAME=VALUE arguments by component: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd"`
+}
+
+// KubernetesComponents are the keys of rancher.kubernetes.extra_args.
+var KubernetesComponents = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "etcd"}
 
 // Upgrade is rancher.upgrade.
 type Upgrade struct {

@@ -8,8 +8,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -32,6 +34,7 @@ func (c Config) Validate() error {
 	c.Rancher.Network.validate(&p)
 	c.Rancher.validateServices(&p)
 	c.Rancher.validateTrust(&p)
+	c.Rancher.Kubernetes.validate(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -186,4 +189,76 @@ func checkPublicKey(s string) error {
 		return fmt.Errorf("a %T key: only ECDSA P-256 and Ed25519 are supported", k)
 	}
 	return nil
+}
+
+// validate checks rancher.kubernetes.
+func (k Kubernetes) validate(p *problems) {
+	const pre = "rancher.kubernetes."
+	switch k.Role {
+	case "", "server":
+		if k.ServerURL != "" {
+			p.bad(pre+"server_url", "a server does not join another (one server per cluster); set role: agent to join %s", k.ServerURL)
+		}
+	case "agent":
+		if k.ServerURL == "" {
+			p.bad(pre+"server_url", "an agent needs its server's URL (https://HOST:6443)")
+		}
+		if k.Token == "" && k.TokenFile == "" {
+			p.bad(pre+"token", "an agent needs the cluster's token (or token_file): the server's /var/lib/rancher/kubernetes/server/node-token")
+		}
+	default:
+		p.bad(pre+"role", "%q: want server or agent", k.Role)
+	}
+	if k.Datastore != "" && k.Datastore != "etcd" {
+		p.bad(pre+"datastore", "%q: only etcd (embedded) is built in", k.Datastore)
+	}
+	if k.ProxyMode != "" && k.ProxyMode != "nftables" && k.ProxyMode != "iptables" {
+		p.bad(pre+"proxy_mode", "%q: want nftables or iptables", k.ProxyMode)
+	}
+	if k.ServerURL != "" {
+		if u, err := url.Parse(k.ServerURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			p.bad(pre+"server_url", "%q: want https://HOST:PORT", k.ServerURL)
+		}
+	}
+	if k.TokenFile != "" && !path.IsAbs(k.TokenFile) {
+		p.bad(pre+"token_file", "want an absolute path, got %q", k.TokenFile)
+	}
+	if k.NodeName != "" && (len(k.NodeName) > 253 || !hostnameRE.MatchString(k.NodeName)) {
+		p.bad(pre+"node_name", "%q is not a valid node name (letters, digits, '-', dots)", k.NodeName)
+	}
+	for _, a := range []struct{ key, v string }{{"node_ip", k.NodeIP}, {"cluster_dns", k.ClusterDNS}} {
+		if a.v != "" && net.ParseIP(a.v) == nil {
+			p.bad(pre+a.key, "%q is not an IP address", a.v)
+		}
+	}
+	for _, a := range []struct{ key, v string }{{"cluster_cidr", k.ClusterCIDR}, {"service_cidr", k.ServiceCIDR}} {
+		if _, _, err := net.ParseCIDR(a.v); a.v != "" && err != nil {
+			p.bad(pre+a.key, "%q is not a CIDR (such as 10.42.0.0/16)", a.v)
+		}
+	}
+	for i, l := range k.NodeLabels {
+		if key, _, ok := strings.Cut(l, "="); !ok || key == "" {
+			p.bad(fmt.Sprintf("%snode_labels[%d]", pre, i), "%q: want KEY=VALUE", l)
+		}
+	}
+	for i, t := range k.NodeTaints {
+		kv, effect, ok := strings.Cut(t, ":")
+		switch {
+		case !ok || kv == "" || strings.HasPrefix(kv, "="):
+			p.bad(fmt.Sprintf("%snode_taints[%d]", pre, i), "%q: want KEY=VALUE:EFFECT", t)
+		case effect != "NoSchedule" && effect != "PreferNoSchedule" && effect != "NoExecute":
+			p.bad(fmt.Sprintf("%snode_taints[%d]", pre, i), "%q: the effect must be NoSchedule, PreferNoSchedule or NoExecute", t)
+		}
+	}
+	for comp, args := range k.ExtraArgs {
+		if !slices.Contains(KubernetesComponents, comp) {
+			p.bad(pre+"extra_args."+comp, "not a component: want one of %s", strings.Join(KubernetesComponents, ", "))
+			continue
+		}
+		for i, a := range args {
+			if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); name == "" || strings.ContainsAny(name, " \t") {
+				p.bad(fmt.Sprintf("%sextra_args.%s[%d]", pre, comp, i), "%q: want NAME=VALUE (a flag of %s)", a, comp)
+			}
+		}
+	}
 }

@@ -100,6 +100,10 @@ func (d *Daemon) adjust(s *compose.Service, cfg config.Config) error {
 		s.Env = append(s.Env, dk.Environment...)
 		proxy()
 		changed = changed || len(dk.Environment) > 0 || net.HTTPProxy != "" || net.HTTPSProxy != "" || net.NoProxy != ""
+	case "kubernetes":
+		s.Command, s.Env = kubernetesArgs(cfg.Rancher.Kubernetes, s.Env)
+		proxy()
+		changed = true
 	case "console":
 		if p := cfg.Rancher.SSH.Port; p != 0 {
 			s.Env = append(s.Env, "ROS_SSH_PORT="+strconv.Itoa(p))
@@ -148,4 +152,47 @@ func (d *Daemon) included(ctx context.Context, cfg config.Config, env map[string
 		d.problemf("%v; skipped", err)
 	}
 	return out, nil
+}
+
+// kubernetesArgs turns rancher.kubernetes into kube's command line (k3s's
+// flags by the same names: node_ip is --node-ip) and the token into
+// KUBE_TOKEN, so that it is not on a command line.
+func kubernetesArgs(k config.Kubernetes, env []string) ([]string, []string) {
+	role := k.Role
+	if role == "" {
+		role = "server"
+	}
+	args := []string{role}
+	flag := func(name, v string) {
+		if v != "" {
+			args = append(args, "--"+name+"="+v)
+		}
+	}
+	flag("server", k.ServerURL)
+	flag("token-file", k.TokenFile)
+	flag("node-name", k.NodeName)
+	flag("node-ip", k.NodeIP)
+	for _, l := range k.NodeLabels {
+		flag("node-label", l)
+	}
+	for _, t := range k.NodeTaints {
+		flag("node-taint", t)
+	}
+	flag("cluster-cidr", k.ClusterCIDR)
+	flag("service-cidr", k.ServiceCIDR)
+	flag("cluster-dns", k.ClusterDNS)
+	for _, san := range k.TLSSAN {
+		flag("tls-san", san)
+	}
+	flag("datastore", k.Datastore)
+	flag("proxy-mode", k.ProxyMode)
+	for _, comp := range config.KubernetesComponents {
+		for _, a := range k.ExtraArgs[comp] {
+			flag(comp+"-arg", strings.TrimLeft(a, "-"))
+		}
+	}
+	if k.Token != "" {
+		env = append(env, "KUBE_TOKEN="+k.Token)
+	}
+	return args, env
 }

@@ -48,6 +48,11 @@ type Options struct {
 	// Metadata, when set, is served at http://169.254.169.254 (path ->
 	// content; 404 otherwise), as a cloud's metadata service is.
 	Metadata map[string]string
+	// Hub, when set, connects a NIC (after the NICs) to this hub: the
+	// link of the machines of a multi-node test. HubMAC is its address
+	// (each machine needs its own).
+	Hub    *Hub
+	HubMAC string
 }
 
 // ConfigDrive is the content of a ConfigDrive seed.
@@ -231,6 +236,9 @@ func (m *Machine) Boot() {
 	for i := 1; i <= m.opts.NICs; i++ {
 		args = append(args, "-netdev", fmt.Sprintf("user,id=n%d,restrict=on,net=10.0.%d.0/24", i, 100+i),
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=n%d", i))
+	}
+	if m.opts.Hub != nil {
+		args = append(args, m.opts.Hub.netdev("hub", m.opts.HubMAC)...)
 	}
 	if m.opts.CDROM != "" {
 		args = append(args, "-cdrom", m.opts.CDROM)

@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rosos/ros/config"
+	"github.com/rosos/ros/internal/compose"
+)
+
+func TestKubernetesArgs(t *testing.T) {
+	k := config.Kubernetes{
+		Role: "agent", ServerURL: "https://10.0.0.1:6443", Token: "K10ab::server:s", NodeName: "n2", NodeIP: "10.0.0.2",
+		NodeLabels: []string{"zone=a"}, NodeTaints: []string{"gpu=yes:NoSchedule"}, ProxyMode: "iptables",
+		ExtraArgs: map[string][]string{"kubelet": {"--max-pods=50"}, "etcd": {"v=2"}},
+	}
+	args, env := kubernetesArgs(k, []string{"A=1"})
+	want := []string{"agent", "--server=https://10.0.0.1:6443", "--node-name=n2", "--node-ip=10.0.0.2", "--node-label=zone=a",
+		"--node-taint=gpu=yes:NoSchedule", "--proxy-mode=iptables", "--kubelet-arg=max-pods=50", "--etcd-arg=v=2"}
+	if !slices.Equal(args, want) {
+		t.Errorf("args\n got  %q\n want %q", args, want)
+	}
+	if !slices.Contains(env, "KUBE_TOKEN=K10ab::server:s") || !slices.Contains(env, "A=1") {
+		t.Errorf("env %q", env)
+	}
+	for _, a := range args {
+		if strings.Contains(a, "s3cret") || strings.Contains(a, "K10ab") {
+			t.Errorf("the token is on the command line: %q", a)
+		}
+	}
+	if args, _ := kubernetesArgs(config.Kubernetes{}, nil); !slices.Equal(args, []string{"server"}) {
+		t.Errorf("no keys: %q; want [server]", args)
+	}
+}
+
+// A change of rancher.kubernetes gives the service a new hash: the
+// service manager restarts it (and --dry-run says so).
+func TestKubernetesConfigChangesTheHash(t *testing.T) {
+	d := &Daemon{}
+	base := compose.Service{Name: "kubernetes", Image: "rosos/kubernetes:v"}
+	a, b := base, base
+	if err := d.adjust(&a, config.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.adjust(&b, config.Config{Rancher: config.Rancher{Kubernetes: config.Kubernetes{NodeIP: "10.0.0.9"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Hash == b.Hash {
+		t.Fatal("node_ip changed and the hash did not")
+	}
+}
