@@ -25,7 +25,7 @@ GOSRC := $(shell find cmd init internal client system services config -path cmd/
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI := out/tools/golangci-lint-$(GOLANGCI_VERSION)
 
-.PHONY: all deps build image os-image iso run test test-unit test-e2e test-release lint docs bench clean FORCE
+.PHONY: all deps build image os-image iso run test test-unit test-e2e test-cluster test-release lint docs bench clean FORCE
 all: image
 
 deps:
@@ -62,6 +62,10 @@ KUBE_SRC := $(shell find cmd/kube -name '*.go' -not -name '*_test.go') cmd/kube/
 KUBE_LDFLAGS := -s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
   -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=$(word 1,$(subst ., ,$(K8S_VERSION:v%=%))) \
   -X $(p).gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION:v%=%))) -X $(p).gitTreeState=clean)
+# cmd/kube's own packages (not main, which links all of Kubernetes), tested
+# with the flags of the build so that they share its compiled packages.
+KUBE_UNIT := ./node/ ./pki/ ./pause/
+KUBE_GO_TEST := CGO_ENABLED=0 GOFLAGS=-trimpath $(GO)
 out/kube/kube: $(KUBE_SRC)
 	cd cmd/kube && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(CURDIR)/$@ .
 out/kube/pause: cmd/kube/pause/main.go
@@ -127,12 +131,15 @@ test: deps image os-image iso out/kube/test-images/httpd.tar test-unit test-e2e
 test-unit: out/version lint
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/e2e/
+	$(GO) vet -tags e2e,cluster ./tests/e2e/
 	$(GO) test ./...
+	cd cmd/kube && $(KUBE_GO_TEST) vet $(KUBE_UNIT) && $(KUBE_GO_TEST) test $(KUBE_UNIT)
 
 # golangci-lint (.golangci.yml): errcheck, errorlint, staticcheck, unused,
-# a complexity limit, gofmt.
+# a complexity limit, gofmt; in cmd/kube, on its own packages.
 lint: $(GOLANGCI)
 	$(GOLANGCI) run ./...
+	cd cmd/kube && CGO_ENABLED=0 GOFLAGS=-trimpath $(CURDIR)/$(GOLANGCI) run $(KUBE_UNIT)
 $(GOLANGCI):
 	mkdir -p out/tools
 	GOBIN=$(CURDIR)/out/tools GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
@@ -144,6 +151,13 @@ docs:
 
 test-e2e:
 	ROS_KUBE_TEST_IMAGE=$(CURDIR)/out/kube/test-images/httpd.tar ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_ISO=$(CURDIR)/out/rosos.iso ROS_VERSION=$(VERSION) $(GO) test -v -count=1 -timeout $(E2E_TIMEOUT) -tags e2e ./tests/e2e/
+
+# A Kubernetes cluster of two nodes (server and agent on one link) in QEMU:
+# spread workload, reboot and upgrade of the agent (docs/kubernetes.md).
+# Not in make test, for time: about 25 minutes without KVM.
+test-cluster: deps image os-image out/kube/test-images/httpd.tar
+	ROS_KUBE_TEST_IMAGE=$(CURDIR)/out/kube/test-images/httpd.tar ROS_IMAGE=$(CURDIR)/out/ros.img ROS_OS_IMAGE=$(CURDIR)/out/rosos-os-$(VERSION).oci.tar ROS_VERSION=$(VERSION) \
+	  $(GO) test -v -count=1 -timeout 90m -tags e2e,cluster -run TestKubernetesCluster ./tests/e2e/
 
 # An upgrade from an earlier release (another Debian suite, kernel, Docker)
 # to this build and back: ROS_PREVIOUS_IMAGE=path/to/old/ros.img, a disk

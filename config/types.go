@@ -134,6 +134,8 @@ type Kubernetes struct {
 	TLSSAN      []string `yaml:"tls_san,omitempty" doc:"more names and addresses for the API server's certificate"`
 	Datastore   string   `yaml:"datastore,omitempty" doc:"etcd, embedded (the default and only one built in)" enum:",etcd"`
 	ProxyMode   string   `yaml:"proxy_mode,omitempty" doc:"kube-proxy's mode: nftables (default) or iptables" enum:",nftables,iptables"`
+	// FlannelBackend is k3s's flannel-backend.
+	FlannelBackend string `yaml:"flannel_backend,omitempty" doc:"the pod network between nodes: vxlan (default), host-gw (nodes on one link) or none (bring your own CNI); set on the server, agents take it" enum:",vxlan,host-gw,none"`
 	// ExtraArgs are more arguments by component, k3s's --COMPONENT-arg.
 	ExtraArgs map[string][]string `yaml:"extra_args,omitempty" doc:"NAME=VALUE arguments by component: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd"`
 }

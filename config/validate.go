@@ -215,6 +215,11 @@ func (k Kubernetes) validate(p *problems) {
 	if k.ProxyMode != "" && k.ProxyMode != "nftables" && k.ProxyMode != "iptables" {
 		p.bad(pre+"proxy_mode", "%q: want nftables or iptables", k.ProxyMode)
 	}
+	switch k.FlannelBackend {
+	case "", "vxlan", "host-gw", "none":
+	default:
+		p.bad(pre+"flannel_backend", "%q: want vxlan, host-gw or none", k.FlannelBackend)
+	}
 	if k.ServerURL != "" {
 		if u, err := url.Parse(k.ServerURL); err != nil || u.Scheme != "https" || u.Host == "" {
 			p.bad(pre+"server_url", "%q: want https://HOST:PORT", k.ServerURL)

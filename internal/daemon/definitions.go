@@ -186,6 +186,7 @@ func kubernetesArgs(k config.Kubernetes, env []string) ([]string, []string) {
 	}
 	flag("datastore", k.Datastore)
 	flag("proxy-mode", k.ProxyMode)
+	flag("flannel-backend", k.FlannelBackend)
 	for _, comp := range config.KubernetesComponents {
 		for _, a := range k.ExtraArgs[comp] {
 			flag(comp+"-arg", strings.TrimLeft(a, "-"))

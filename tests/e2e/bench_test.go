@@ -143,6 +143,26 @@ func TestBench(t *testing.T) {
 			deb = append(deb, r)
 		}
 	}
+	// A Kubernetes server (the kubernetes service from cloud-config):
+	// QEMU start to node Ready, and the node's memory in use once Ready.
+	var kubeReadyS, kubeMem []float64
+	for i := 0; i < runs; i++ {
+		boot(fmt.Sprintf("kubernetes-%d", i+1), func(t *testing.T) sample {
+			m := New(t, Options{MemoryMB: 4096, DiskGiB: 10, UserData: SeedConfig(key, "rancher:\n  services_include:\n    kubernetes: true\n")})
+			start := time.Now()
+			m.Boot()
+			s := m.SSH("rancher", key, 15*time.Minute)
+			s.Eventually("sudo kubectl get nodes --no-headers 2>&1", kubeReady, func(o string) bool { return strings.Contains(o, " Ready ") })
+			kubeReadyS = append(kubeReadyS, time.Since(start).Seconds())
+			time.Sleep(30 * time.Second) // CoreDNS and the controllers settle
+			out := s.MustRun(`awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)/1024}' /proc/meminfo`)
+			if v, err := strconv.ParseFloat(strings.TrimSpace(out), 64); err == nil {
+				kubeMem = append(kubeMem, v)
+			}
+			m.Kill()
+			return sample{}
+		})
+	}
 	col := func(ss []sample, f func(sample) float64) []float64 {
 		var out []float64
 		for _, s := range ss {
@@ -168,6 +188,8 @@ func TestBench(t *testing.T) {
 	add("docker info", "s", col(ours, func(s sample) float64 { return s.Docker }), col(deb, func(s sample) float64 { return s.Docker }))
 	add("memory in use", "MiB", col(ours, func(s sample) float64 { return s.MemMiB }), col(deb, func(s sample) float64 { return s.MemMiB }))
 	add("PID 1 RSS", "MiB", col(ours, func(s sample) float64 { return s.PID1RSSMiB }), col(deb, func(s sample) float64 { return s.PID1RSSMiB }))
+	add("kubernetes: node Ready from QEMU start", "s", kubeReadyS, nil)
+	add("kubernetes: server memory in use", "MiB", kubeMem, nil)
 	img := Image(t)
 	outDir := filepath.Dir(img)
 	add("root image (squashfs, gzip)", "MiB", []float64{fileMiB(filepath.Join(outDir, "slot-A.squashfs"), true)}, []float64{fileMiB(filepath.Join(dir, "debian-root.squashfs"), true)})
@@ -190,6 +212,9 @@ func TestBench(t *testing.T) {
 }
 
 func cell(f figure) string {
+	if len(f.Samples) == 0 {
+		return "-"
+	}
 	if f.Min == f.Max {
 		return fmt.Sprintf("%.1f", f.Median)
 	}

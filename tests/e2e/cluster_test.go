@@ -28,7 +28,9 @@ rancher:
 %s`, n, ip, ip, kubeKeys))
 	m := New(t, Options{UserData: cfg, MemoryMB: mem, DiskGiB: 10, Hub: hub, HubMAC: fmt.Sprintf("52:54:00:99:00:%02x", n), Disks: disks})
 	m.Boot()
-	return m, m.SSH("rancher", key, 10*time.Minute)
+	s := m.SSH("rancher", key, 10*time.Minute)
+	dumpKubeOnFailure(t, m, key)
+	return m, s
 }
 
 // TestKubernetesCluster: a server and an agent on one link, the agent
@@ -46,6 +48,10 @@ func TestKubernetesCluster(t *testing.T) {
 	start := time.Now()
 	out := srv.Eventually("sudo kubectl get nodes --no-headers 2>&1", kubeReady, nodesReady("server", "agent"))
 	t.Logf("both nodes Ready %s after login:\n%s", time.Since(start).Round(time.Second), out)
+	for name, s := range map[string]*SSH{"server": srv, "agent": ag} {
+		mem := s.MustRun(`awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)/1024}' /proc/meminfo`)
+		t.Logf("%s: memory in use %s MiB", name, strings.TrimSpace(mem))
+	}
 
 	putTestImage(t, srv)
 	putTestImage(t, ag)

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"strings"
 	"testing"
@@ -27,7 +28,23 @@ func kubeNode(t *testing.T, key Key, kubeKeys string, opts Options) (*Machine, *
 	}
 	m := New(t, opts)
 	m.Boot()
-	return m, m.SSH("rancher", key, 10*time.Minute)
+	s := m.SSH("rancher", key, 10*time.Minute)
+	dumpKubeOnFailure(t, m, key)
+	return m, s
+}
+
+// dumpKubeOnFailure logs the end of the kubernetes service's log and the
+// cluster's pods when the test fails.
+func dumpKubeOnFailure(t *testing.T, m *Machine, key Key) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		s := m.SSH("rancher", key, time.Minute)
+		defer s.Close()
+		out, _ := s.Run("sudo ros service logs kubernetes 2>&1 | tail -n 150; sudo kubectl get pods -A -o wide 2>&1; sudo ros service list 2>&1")
+		t.Logf("kubernetes on the node:\n%s", out)
+	})
 }
 
 // putTestImage copies the test workload's image archive (make builds it:
@@ -113,6 +130,7 @@ func TestKubernetesSingleNode(t *testing.T) {
 	start := time.Now()
 	out := s.Eventually("sudo kubectl get nodes --no-headers 2>&1", kubeReady, nodesReady("node1"))
 	t.Logf("node Ready %s after login:\n%s", time.Since(start).Round(time.Second), out)
+	t.Logf("memory in use: %s MiB", strings.TrimSpace(s.MustRun(`awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)/1024}' /proc/meminfo`)))
 	if v := s.MustRun("sudo kubectl get node node1 -o jsonpath='{.status.nodeInfo.kubeletVersion} {.metadata.labels.rosos\\.test/role}'"); !strings.Contains(v, "v1.") || !strings.Contains(v, "server") {
 		t.Errorf("node1's kubelet version and label: %q", v)
 	}
@@ -133,7 +151,10 @@ func TestKubernetesSingleNode(t *testing.T) {
 	t.Logf("web answered from pod %s", strings.TrimSpace(got))
 
 	// The user's Docker cannot touch Kubernetes.
-	s.MustRun("sudo cat /var/lib/rancher/kubernetes/agent/images/httpd-test.tar | docker load && docker run -d --name mine docker.io/rosos/httpd-test:1")
+	if out, err := s.RunInput("docker load", bytes.NewReader(helloImage(t))); err != nil {
+		t.Fatalf("docker load: %v\n%s", err, out)
+	}
+	s.MustRun("docker run -d --name mine e2e/hello:1 /hello sleep")
 	s.MustRun("docker rm -f $(docker ps -qa)")
 	if out := s.MustRun("docker ps -qa"); strings.TrimSpace(out) != "" {
 		t.Fatalf("docker ps -qa after rm: %q", out)

@@ -90,7 +90,7 @@ func startAgent(ctx context.Context, log *slog.Logger, g *group, c Config, p pat
 	if err := g.start("kube-proxy", "", append(proxyArgs, c.ExtraArgs["kube-proxy"]...)...); err != nil {
 		return err
 	}
-	go podNetwork(ctx, log, g, c, p)
+	go podNetwork(ctx, log, g, c, p, a)
 	// Archives a user drops into the images directory later are imported
 	// within seconds, without a restart.
 	go func() {

@@ -33,6 +33,9 @@ type Config struct {
 	TLSSANs     []string
 	Datastore   string // etcd or sqlite
 	ProxyMode   string // iptables or nftables
+	// FlannelBackend is how pods reach other nodes' pods (servers only;
+	// agents take the server's): vxlan, host-gw or none.
+	FlannelBackend string
 	// Images is the directory of the image archives the node imports at
 	// start (pause, CoreDNS); UserImages is where a user puts more.
 	Images     string
@@ -65,6 +68,7 @@ func ParseFlags(role string, args []string) (Config, error) {
 	fs.StringArrayVar(&c.TLSSANs, "tls-san", nil, "another name or address of the API server's certificate")
 	fs.StringVar(&c.Datastore, "datastore", "etcd", "etcd (embedded)")
 	fs.StringVar(&c.ProxyMode, "proxy-mode", "nftables", "kube-proxy's mode: nftables or iptables")
+	fs.StringVar(&c.FlannelBackend, "flannel-backend", "vxlan", "the pod network between nodes: vxlan, host-gw (nodes on one link) or none (bring your own CNI); a server's, agents take it")
 	fs.StringVar(&c.Images, "images", "/usr/share/kubernetes/images", "image archives imported at start")
 	fs.StringVar(&c.UserImages, "user-images", "", "more image archives imported at start (default DATA-DIR/agent/images)")
 	fs.StringVar(&c.Manifests, "manifests", "/usr/share/kubernetes/manifests", "manifests the server applies")
@@ -154,6 +158,11 @@ func (c *Config) complete() error {
 	case "etcd":
 	default:
 		return fmt.Errorf("--datastore %q: only etcd (embedded) is built in", c.Datastore)
+	}
+	switch c.FlannelBackend {
+	case "vxlan", "host-gw", "none":
+	default:
+		return fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none", c.FlannelBackend)
 	}
 	switch c.ProxyMode {
 	case "nftables", "iptables":

@@ -26,23 +26,24 @@ import (
 // agentCreds are what a node's kubelet and kube-proxy need: the cluster's
 // CA, their certificates, and where the API server is.
 type agentCreds struct {
-	ServerURL     string `json:"server_url"`
-	CA            []byte `json:"ca"`
-	KubeletCert   []byte `json:"kubelet_cert"`
-	KubeletKey    []byte `json:"kubelet_key"`
-	ServingCert   []byte `json:"serving_cert"`
-	ServingKey    []byte `json:"serving_key"`
-	ProxyCert     []byte `json:"proxy_cert"`
-	ProxyKey      []byte `json:"proxy_key"`
-	ClusterCIDR   string `json:"cluster_cidr"`
-	ServiceCIDR   string `json:"service_cidr"`
-	ClusterDNS    string `json:"cluster_dns"`
-	ProxyModeHint string `json:"proxy_mode,omitempty"`
+	ServerURL   string `json:"server_url"`
+	CA          []byte `json:"ca"`
+	KubeletCert []byte `json:"kubelet_cert"`
+	KubeletKey  []byte `json:"kubelet_key"`
+	ServingCert []byte `json:"serving_cert"`
+	ServingKey  []byte `json:"serving_key"`
+	ProxyCert   []byte `json:"proxy_cert"`
+	ProxyKey    []byte `json:"proxy_key"`
+	ClusterCIDR string `json:"cluster_cidr"`
+	ServiceCIDR string `json:"service_cidr"`
+	ClusterDNS  string `json:"cluster_dns"`
+	// Backend is the server's flannel_backend: every node uses the same.
+	Backend string `json:"flannel_backend,omitempty"`
 }
 
 // issueAgent makes the certificates of one node, signed by the cluster CA.
 func (s *server) issueAgent(name, ip string) (*agentCreds, error) {
-	a := &agentCreds{CA: s.ca.CertPEM, ClusterCIDR: s.c.ClusterCIDR, ServiceCIDR: s.c.ServiceCIDR, ClusterDNS: s.c.ClusterDNS}
+	a := &agentCreds{CA: s.ca.CertPEM, ClusterCIDR: s.c.ClusterCIDR, ServiceCIDR: s.c.ServiceCIDR, ClusterDNS: s.c.ClusterDNS, Backend: s.c.FlannelBackend}
 	var err error
 	if a.KubeletCert, a.KubeletKey, err = s.ca.Issue(pki.Spec{CommonName: "system:node:" + name, Organization: []string{"system:nodes"}, Client: true}); err != nil {
 		return nil, err

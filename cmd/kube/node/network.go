@@ -21,9 +21,18 @@ import (
 
 // podNetwork gives the node's pods their network once the controller
 // manager has given the node its pod CIDR: a CNI bridge over that CIDR,
-// and a route to each other node's pod CIDR through that node (the
-// nodes share a link, as flannel's host-gw has it).
-func podNetwork(ctx context.Context, log *slog.Logger, g *group, c Config, p paths) {
+// masquerading for what leaves the cluster, and a way to each other
+// node's pod CIDR: over VXLAN (the default, any nodes that reach each
+// other) or, with host-gw, a route through that node (one link).
+func podNetwork(ctx context.Context, log *slog.Logger, g *group, c Config, p paths, a *agentCreds) {
+	backend := a.Backend
+	if backend == "" {
+		backend = "vxlan"
+	}
+	if backend == "none" {
+		log.Info("pod network: none (flannel_backend: none), bring your own CNI")
+		return
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", p.agentCred("kube-proxy"))
 	if err != nil {
 		g.died <- fmt.Errorf("pod network: %w", err)
@@ -35,35 +44,44 @@ func podNetwork(ctx context.Context, log *slog.Logger, g *group, c Config, p pat
 		return
 	}
 	written := ""
-	routes := map[string]string{}
+	peers := map[string]string{}
 	for {
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			log.Info("pod network: waiting for the API server", "err", err)
-		} else {
-			for _, n := range nodes.Items {
-				if n.Name == c.NodeName {
-					if n.Spec.PodCIDR != "" && n.Spec.PodCIDR != written {
-						if err := writeCNI(p, n.Spec.PodCIDR); err != nil {
-							log.Error("pod network: CNI config", "err", err)
-						} else {
-							written = n.Spec.PodCIDR
-							log.Info("pod network ready", "pod_cidr", written)
-						}
-					}
-					continue
-				}
-				ip := internalIP(n)
-				if n.Spec.PodCIDR == "" || ip == "" || routes[n.Spec.PodCIDR] == ip {
-					continue
-				}
-				if err := routeVia(n.Spec.PodCIDR, ip); err != nil {
-					log.Error("pod network: route", "node", n.Name, "pod_cidr", n.Spec.PodCIDR, "via", ip, "err", err)
-					continue
-				}
-				routes[n.Spec.PodCIDR] = ip
-				log.Info("pod network: route", "node", n.Name, "pod_cidr", n.Spec.PodCIDR, "via", ip)
+		}
+		var items []corev1.Node
+		if nodes != nil {
+			items = nodes.Items
+		}
+		for _, n := range items {
+			if n.Name != c.NodeName || n.Spec.PodCIDR == "" || n.Spec.PodCIDR == written {
+				continue
 			}
+			if err := ownPodNetwork(backend, c.NodeIP, n.Spec.PodCIDR, a.ClusterCIDR, p); err != nil {
+				log.Error("pod network", "err", err)
+				continue
+			}
+			written = n.Spec.PodCIDR
+			peers = map[string]string{}
+			log.Info("pod network ready", "pod_cidr", written, "backend", backend)
+		}
+		for _, n := range items {
+			ip := internalIP(n)
+			if written == "" || n.Name == c.NodeName || n.Spec.PodCIDR == "" || ip == "" || peers[n.Spec.PodCIDR] == ip {
+				continue
+			}
+			if backend == "vxlan" {
+				err = vxlanPeer(n.Spec.PodCIDR, ip)
+			} else {
+				err = routeVia(n.Spec.PodCIDR, ip)
+			}
+			if err != nil {
+				log.Error("pod network: peer", "node", n.Name, "pod_cidr", n.Spec.PodCIDR, "via", ip, "err", err)
+				continue
+			}
+			peers[n.Spec.PodCIDR] = ip
+			log.Info("pod network: peer", "node", n.Name, "pod_cidr", n.Spec.PodCIDR, "via", ip, "backend", backend)
 		}
 		select {
 		case <-ctx.Done():
@@ -71,6 +89,23 @@ func podNetwork(ctx context.Context, log *slog.Logger, g *group, c Config, p pat
 		case <-time.After(5 * time.Second):
 		}
 	}
+}
+
+// ownPodNetwork sets up this node's side: the VXLAN device, masquerading,
+// and the CNI configuration (written last: containerd's CRI takes the node
+// as ready for pods once it is there).
+func ownPodNetwork(backend, nodeIP, podCIDR, clusterCIDR string, p paths) error {
+	mtu := 0
+	if backend == "vxlan" {
+		var err error
+		if mtu, err = ensureVXLAN(nodeIP, podCIDR); err != nil {
+			return err
+		}
+	}
+	if err := masquerade(podCIDR, clusterCIDR); err != nil {
+		return err
+	}
+	return writeCNI(p, podCIDR, mtu)
 }
 
 func internalIP(n corev1.Node) string {
@@ -91,29 +126,34 @@ func routeVia(cidr, gw string) error {
 }
 
 // cniConfig is the pods' network: a bridge (cni0) with addresses from the
-// node's pod CIDR, masquerading what leaves the cluster, and host ports.
-func cniConfig(podCIDR string) ([]byte, error) {
+// node's pod CIDR (at the overlay's MTU when mtu is set), and host ports.
+// Masquerading is the node's (masquerade), not the bridge's, so that
+// traffic between pods keeps its addresses.
+func cniConfig(podCIDR string, mtu int) ([]byte, error) {
+	bridge := map[string]any{
+		"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+		"ipam": map[string]any{
+			"type":   "host-local",
+			"ranges": [][]map[string]string{{{"subnet": podCIDR}}},
+			"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+		},
+	}
+	if mtu > 0 {
+		bridge["mtu"] = mtu
+	}
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       "rosos",
 		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables",
-				"hairpinMode": true,
-				"ipam": map[string]any{
-					"type":   "host-local",
-					"ranges": [][]map[string]string{{{"subnet": podCIDR}}},
-					"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
-				},
-			},
+			bridge,
 			map[string]any{"type": "portmap", "backend": "nftables", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
 	return json.MarshalIndent(conf, "", "  ")
 }
 
-func writeCNI(p paths, podCIDR string) error {
-	b, err := cniConfig(podCIDR)
+func writeCNI(p paths, podCIDR string, mtu int) error {
+	b, err := cniConfig(podCIDR, mtu)
 	if err != nil {
 		return err
 	}

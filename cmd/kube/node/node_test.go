@@ -40,6 +40,7 @@ func TestBadFlagsAreNamed(t *testing.T) {
 		"server --node-ip=1.2.3.4 --cluster-cidr=10.42.0.0":                "--cluster-cidr",
 		"server --node-ip=1.2.3.4 --datastore=mysql":                       "--datastore",
 		"server --node-ip=1.2.3.4 --proxy-mode=ipvs":                       "--proxy-mode",
+		"server --node-ip=1.2.3.4 --flannel-backend=wireguard":             "--flannel-backend",
 		"server --node-ip=1.2.3.4 stray":                                   "flags only",
 		"agent --node-ip=1.2.3.4 --server=https://s:6443 --token-file=/no": "--token-file",
 	} {
@@ -82,6 +83,16 @@ func TestNthIP(t *testing.T) {
 	}
 }
 
+func TestVTEP(t *testing.T) {
+	if m := vtepMAC(net.ParseIP("10.99.0.11")).String(); m != "02:52:0a:63:00:0b" {
+		t.Errorf("vtepMAC = %s", m)
+	}
+	ip, n, err := vtepIP("10.42.1.0/24")
+	if err != nil || ip.String() != "10.42.1.0" || n.String() != "10.42.1.0/24" {
+		t.Errorf("vtepIP = %v %v %v", ip, n, err)
+	}
+}
+
 func TestNthIPCarries(t *testing.T) {
 	if ip, err := nthIP("10.0.0.0/16", 300); err != nil || ip.String() != "10.0.1.44" {
 		t.Errorf("nthIP(10.0.0.0/16, 300) = %v, %v", ip, err)
@@ -89,7 +100,7 @@ func TestNthIPCarries(t *testing.T) {
 }
 
 func TestCNIConfigIsTheNodesCIDR(t *testing.T) {
-	b, err := cniConfig("10.42.3.0/24")
+	b, err := cniConfig("10.42.3.0/24", 1450)
 	if err != nil {
 		t.Fatal(err)
 	}
