@@ -193,76 +193,99 @@ func checkPublicKey(s string) error {
 
 // validate checks rancher.kubernetes.
 func (k Kubernetes) validate(p *problems) {
-	const pre = "rancher.kubernetes."
+	k.validateRole(p)
+	k.validateAddresses(p)
+	k.validateNode(p)
+	k.validateExtraArgs(p)
+}
+
+const kubePre = "rancher.kubernetes."
+
+// validateRole checks the role and what it needs: an agent's server and
+// token.
+func (k Kubernetes) validateRole(p *problems) {
 	switch k.Role {
 	case "", "server":
 		if k.ServerURL != "" {
-			p.bad(pre+"server_url", "a server does not join another (one server per cluster); set role: agent to join %s", k.ServerURL)
+			p.bad(kubePre+"server_url", "a server does not join another (one server per cluster); set role: agent to join %s", k.ServerURL)
 		}
 	case "agent":
 		if k.ServerURL == "" {
-			p.bad(pre+"server_url", "an agent needs its server's URL (https://HOST:6443)")
+			p.bad(kubePre+"server_url", "an agent needs its server's URL (https://HOST:6443)")
 		}
 		if k.Token == "" && k.TokenFile == "" {
-			p.bad(pre+"token", "an agent needs the cluster's token (or token_file): the server's /var/lib/rancher/kubernetes/server/node-token")
+			p.bad(kubePre+"token", "an agent needs the cluster's token (or token_file): the server's /var/lib/rancher/kubernetes/server/node-token")
 		}
 	default:
-		p.bad(pre+"role", "%q: want server or agent", k.Role)
-	}
-	if k.Datastore != "" && k.Datastore != "etcd" {
-		p.bad(pre+"datastore", "%q: only etcd (embedded) is built in", k.Datastore)
-	}
-	if k.ProxyMode != "" && k.ProxyMode != "nftables" && k.ProxyMode != "iptables" {
-		p.bad(pre+"proxy_mode", "%q: want nftables or iptables", k.ProxyMode)
-	}
-	switch k.FlannelBackend {
-	case "", "vxlan", "host-gw", "none":
-	default:
-		p.bad(pre+"flannel_backend", "%q: want vxlan, host-gw or none", k.FlannelBackend)
+		p.bad(kubePre+"role", "%q: want server or agent", k.Role)
 	}
 	if k.ServerURL != "" {
 		if u, err := url.Parse(k.ServerURL); err != nil || u.Scheme != "https" || u.Host == "" {
-			p.bad(pre+"server_url", "%q: want https://HOST:PORT", k.ServerURL)
+			p.bad(kubePre+"server_url", "%q: want https://HOST:PORT", k.ServerURL)
 		}
 	}
 	if k.TokenFile != "" && !path.IsAbs(k.TokenFile) {
-		p.bad(pre+"token_file", "want an absolute path, got %q", k.TokenFile)
+		p.bad(kubePre+"token_file", "want an absolute path, got %q", k.TokenFile)
 	}
-	if k.NodeName != "" && (len(k.NodeName) > 253 || !hostnameRE.MatchString(k.NodeName)) {
-		p.bad(pre+"node_name", "%q is not a valid node name (letters, digits, '-', dots)", k.NodeName)
-	}
+}
+
+// validateAddresses checks the addresses, CIDRs and the named choices.
+func (k Kubernetes) validateAddresses(p *problems) {
 	for _, a := range []struct{ key, v string }{{"node_ip", k.NodeIP}, {"cluster_dns", k.ClusterDNS}} {
 		if a.v != "" && net.ParseIP(a.v) == nil {
-			p.bad(pre+a.key, "%q is not an IP address", a.v)
+			p.bad(kubePre+a.key, "%q is not an IP address", a.v)
 		}
 	}
 	for _, a := range []struct{ key, v string }{{"cluster_cidr", k.ClusterCIDR}, {"service_cidr", k.ServiceCIDR}} {
 		if _, _, err := net.ParseCIDR(a.v); a.v != "" && err != nil {
-			p.bad(pre+a.key, "%q is not a CIDR (such as 10.42.0.0/16)", a.v)
+			p.bad(kubePre+a.key, "%q is not a CIDR (such as 10.42.0.0/16)", a.v)
 		}
+	}
+	for _, c := range []struct {
+		key, v  string
+		allowed []string
+	}{
+		{"datastore", k.Datastore, []string{"etcd"}},
+		{"proxy_mode", k.ProxyMode, []string{"nftables", "iptables"}},
+		{"flannel_backend", k.FlannelBackend, []string{"vxlan", "host-gw", "none"}},
+	} {
+		if c.v != "" && !slices.Contains(c.allowed, c.v) {
+			p.bad(kubePre+c.key, "%q: want %s", c.v, strings.Join(c.allowed, " or "))
+		}
+	}
+}
+
+// validateNode checks the node's name, labels and taints.
+func (k Kubernetes) validateNode(p *problems) {
+	if k.NodeName != "" && (len(k.NodeName) > 253 || !hostnameRE.MatchString(k.NodeName)) {
+		p.bad(kubePre+"node_name", "%q is not a valid node name (letters, digits, '-', dots)", k.NodeName)
 	}
 	for i, l := range k.NodeLabels {
 		if key, _, ok := strings.Cut(l, "="); !ok || key == "" {
-			p.bad(fmt.Sprintf("%snode_labels[%d]", pre, i), "%q: want KEY=VALUE", l)
+			p.bad(fmt.Sprintf("%snode_labels[%d]", kubePre, i), "%q: want KEY=VALUE", l)
 		}
 	}
 	for i, t := range k.NodeTaints {
 		kv, effect, ok := strings.Cut(t, ":")
 		switch {
 		case !ok || kv == "" || strings.HasPrefix(kv, "="):
-			p.bad(fmt.Sprintf("%snode_taints[%d]", pre, i), "%q: want KEY=VALUE:EFFECT", t)
+			p.bad(fmt.Sprintf("%snode_taints[%d]", kubePre, i), "%q: want KEY=VALUE:EFFECT", t)
 		case effect != "NoSchedule" && effect != "PreferNoSchedule" && effect != "NoExecute":
-			p.bad(fmt.Sprintf("%snode_taints[%d]", pre, i), "%q: the effect must be NoSchedule, PreferNoSchedule or NoExecute", t)
+			p.bad(fmt.Sprintf("%snode_taints[%d]", kubePre, i), "%q: the effect must be NoSchedule, PreferNoSchedule or NoExecute", t)
 		}
 	}
+}
+
+// validateExtraArgs checks extra_args: known components, NAME=VALUE.
+func (k Kubernetes) validateExtraArgs(p *problems) {
 	for comp, args := range k.ExtraArgs {
 		if !slices.Contains(KubernetesComponents, comp) {
-			p.bad(pre+"extra_args."+comp, "not a component: want one of %s", strings.Join(KubernetesComponents, ", "))
+			p.bad(kubePre+"extra_args."+comp, "not a component: want one of %s", strings.Join(KubernetesComponents, ", "))
 			continue
 		}
 		for i, a := range args {
 			if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); name == "" || strings.ContainsAny(name, " \t") {
-				p.bad(fmt.Sprintf("%sextra_args.%s[%d]", pre, comp, i), "%q: want NAME=VALUE (a flag of %s)", a, comp)
+				p.bad(fmt.Sprintf("%sextra_args.%s[%d]", kubePre, comp, i), "%q: want NAME=VALUE (a flag of %s)", a, comp)
 			}
 		}
 	}
