@@ -9,7 +9,7 @@ GO ?= go
 # System service images (images/NAME), in the OS image and preloaded.
 SERVICE_IMAGES := udev syslog network ntp acpid console docker kubernetes
 # Tests that boot the image in QEMU get this long in all.
-E2E_TIMEOUT ?= 60m
+E2E_TIMEOUT ?= 80m
 
 # The Debian release the OS is built from, and its pins (one place).
 include build/debian.env
