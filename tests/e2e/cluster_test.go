@@ -98,8 +98,10 @@ func TestKubernetesCluster(t *testing.T) {
 	srv.Eventually("sudo kubectl get nodes --no-headers 2>&1", kubeReady, nodesReady("server", "agent"))
 	srv.Eventually("sudo kubectl get deploy web -o jsonpath='{.status.readyReplicas}' 2>&1", 15*time.Minute, func(o string) bool { return strings.TrimSpace(o) == "2" })
 
-	// The agent is upgraded (to this same build, in slot B) and rejoins.
-	if out, err := ag.Run("sudo ros os upgrade --no-reboot --file /dev/vdc 2>&1"); err != nil {
+	// The agent is upgraded (to this same build, written into slot B with
+	// --force: the catalog's image tags follow the running version) and
+	// rejoins.
+	if out, err := ag.Run("sudo ros os upgrade --no-reboot --force --file /dev/vdc 2>&1"); err != nil {
 		t.Fatalf("ros os upgrade: %v\n%s", err, out)
 	}
 	mark = agent.Mark()
