@@ -70,6 +70,7 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 		if err == nil {
 			s := &SSH{t: m.t, client: c}
 			m.t.Cleanup(func() { c.Close() })
+			go keepalive(c)
 			return s
 		}
 		last = err
@@ -77,6 +78,30 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 	}
 	m.t.Fatalf("ssh %s@127.0.0.1:%d: no login within %s: %v", user, m.SSHPort, timeout, last)
 	return nil
+}
+
+// keepalive closes the connection when the node stops answering (it was
+// reset or powered off under it), so that a command in flight fails
+// instead of waiting forever on a TCP connection nobody will close.
+func keepalive(c *ssh.Client) {
+	for {
+		time.Sleep(15 * time.Second)
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				c.Close()
+				return
+			}
+		case <-time.After(45 * time.Second):
+			c.Close()
+			return
+		}
+	}
 }
 
 // AuthMethods reports what the SSH server let a client without a key try:
