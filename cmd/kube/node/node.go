@@ -20,7 +20,8 @@ import (
 	"github.com/rosos/ros/cmd/kube/pki"
 )
 
-// Run runs the node until ctx is done or one of its components ends.
+// Run runs the node until ctx is done or one of its components keeps
+// failing.
 func Run(ctx context.Context, log *slog.Logger, c Config) error {
 	g, err := newGroup(log)
 	if err != nil {
@@ -189,9 +190,12 @@ func startServer(ctx context.Context, log *slog.Logger, g *group, c Config, p pa
 	if err := waitFor(ctx, g, "the API server", 10*time.Minute, s.apiReady); err != nil {
 		return nil, err
 	}
+	// One server holds the control plane (its etcd listens on loopback),
+	// so there is no leader to elect. With election on, a lease renewal
+	// that misses its deadline under load makes the component exit.
 	kc := func(n string) []string {
 		k := p.serverCred(n)
-		return []string{"--kubeconfig=" + k, "--authentication-kubeconfig=" + k, "--authorization-kubeconfig=" + k, "--bind-address=127.0.0.1"}
+		return []string{"--kubeconfig=" + k, "--authentication-kubeconfig=" + k, "--authorization-kubeconfig=" + k, "--bind-address=127.0.0.1", "--leader-elect=false"}
 	}
 	cmArgs := append(kc("controller-manager"),
 		"--allocate-node-cidrs=true",
@@ -315,7 +319,7 @@ func httpOK(cl *http.Client, url string) error {
 	return nil
 }
 
-// waitFor polls check until it succeeds, a component dies, ctx ends or
+// waitFor polls check until it succeeds, the node fails, ctx ends or
 // the time is up.
 func waitFor(ctx context.Context, g *group, what string, limit time.Duration, check func() error) error {
 	deadline := time.Now().Add(limit)

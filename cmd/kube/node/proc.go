@@ -3,7 +3,6 @@ package node
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,15 +13,29 @@ import (
 	"time"
 )
 
-// group runs the node's processes. When one ends that should not, the
-// node stops them all and Run returns its error, so the service manager
-// restarts the node as one (compose restart: always).
+// policy is how a component is restarted. A component that ends is
+// started again after a pause that doubles from min to max, so one slow
+// moment (etcd slow under load, a watch that times out) costs that
+// component a restart, not the whole node. One that fails giveUpAfter
+// times in a row, each run shorter than stable, ends the node: the
+// service manager restarts it as a whole, and its log says why.
+type policy struct {
+	min, max, stable time.Duration
+	giveUpAfter      int
+}
+
+var defaultPolicy = policy{min: time.Second, max: 30 * time.Second, stable: 2 * time.Minute, giveUpAfter: 8}
+
+// group runs and supervises the node's processes.
 type group struct {
-	log   *slog.Logger
-	self  string // this binary, for the components it holds
-	mu    sync.Mutex
-	procs []*exec.Cmd
-	died  chan error
+	policy   policy
+	log      *slog.Logger
+	self     string // this binary, for the components it holds
+	mu       sync.Mutex
+	running  map[string]*exec.Cmd
+	stopping bool
+	wg       sync.WaitGroup
+	died     chan error
 }
 
 func newGroup(log *slog.Logger) (*group, error) {
@@ -30,15 +43,31 @@ func newGroup(log *slog.Logger) (*group, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &group{log: log, self: self, died: make(chan error, 16)}, nil
+	return &group{policy: defaultPolicy, log: log, self: self, running: map[string]*exec.Cmd{}, died: make(chan error, 16)}, nil
 }
 
 // start runs a program (a component of this binary when path is empty)
-// with its output prefixed by name on this process's output.
+// with its output prefixed by name on this process's output, and keeps
+// it running. The first start's error is returned.
 func (g *group) start(name, path string, args ...string) error {
 	if path == "" {
 		path = g.self
 		args = append([]string{name}, args...)
+	}
+	cmd, err := g.spawn(name, path, args)
+	if err != nil {
+		return err
+	}
+	g.wg.Add(1)
+	go g.supervise(name, path, args, cmd)
+	return nil
+}
+
+func (g *group) spawn(name, path string, args []string) (*exec.Cmd, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopping {
+		return nil, fmt.Errorf("start %s: the node is stopping", name)
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Env = os.Environ()
@@ -46,25 +75,62 @@ func (g *group) start(name, path string, args ...string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
 	g.log.Info("starting", "component", name)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	g.mu.Lock()
-	g.procs = append(g.procs, cmd)
-	g.mu.Unlock()
+	g.running[name] = cmd
 	go prefix(name, out)
-	go func() {
+	return cmd, nil
+}
+
+// supervise waits for a component and starts it again when it ends,
+// until the node stops or the component keeps failing.
+func (g *group) supervise(name, path string, args []string, cmd *exec.Cmd) {
+	defer g.wg.Done()
+	failures := 0
+	pause := g.policy.min
+	for {
+		began := time.Now()
 		err := cmd.Wait()
-		if err == nil {
-			err = errors.New("exited")
+		g.mu.Lock()
+		stopping := g.stopping
+		delete(g.running, name)
+		g.mu.Unlock()
+		if stopping {
+			return
 		}
-		g.died <- fmt.Errorf("%s: %w", name, err)
-	}()
-	return nil
+		if err == nil {
+			err = fmt.Errorf("exited")
+		}
+		if time.Since(began) >= g.policy.stable {
+			failures, pause = 0, g.policy.min
+		}
+		failures++
+		if failures >= g.policy.giveUpAfter {
+			g.died <- fmt.Errorf("%s: %w (%d times in a row, each within %s)", name, err, failures, g.policy.stable)
+			return
+		}
+		g.log.Warn("component ended, restarting", "component", name, "err", err, "ran", time.Since(began).Round(time.Second).String(), "in", pause.String())
+		time.Sleep(pause)
+		pause = min(2*pause, g.policy.max)
+		for {
+			if cmd, err = g.spawn(name, path, args); err == nil {
+				break
+			}
+			g.mu.Lock()
+			stopping := g.stopping
+			g.mu.Unlock()
+			if stopping {
+				return
+			}
+			g.log.Error("restart", "component", name, "err", err)
+			time.Sleep(pause)
+		}
+	}
 }
 
 // prefix copies a component's output line by line, each line led by its
@@ -77,7 +143,7 @@ func prefix(name string, r io.Reader) {
 	}
 }
 
-// wait returns when a component ends or ctx is done.
+// wait returns when the node fails or ctx is done.
 func (g *group) wait(ctx context.Context) error {
 	select {
 	case err := <-g.died:
@@ -87,14 +153,18 @@ func (g *group) wait(ctx context.Context) error {
 	}
 }
 
-// stop ends every process, newest first: SIGTERM, and SIGKILL to those
-// still there after the grace time.
+// stop ends every process: SIGTERM, and SIGKILL to those still there
+// after the grace time.
 func (g *group) stop(grace time.Duration) {
 	g.mu.Lock()
-	procs := append([]*exec.Cmd{}, g.procs...)
+	g.stopping = true
+	procs := make([]*exec.Cmd, 0, len(g.running))
+	for _, c := range g.running {
+		procs = append(procs, c)
+	}
 	g.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		_ = procs[i].Process.Signal(syscall.SIGTERM)
+	for _, p := range procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
 	}
 	deadline := time.Now().Add(grace)
 	for _, p := range procs {
@@ -103,4 +173,5 @@ func (g *group) stop(grace time.Duration) {
 		}
 		_ = p.Process.Kill()
 	}
+	g.wg.Wait()
 }
