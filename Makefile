@@ -57,6 +57,8 @@ out/bin/ctr: go.mod go.sum
 # about 10 minutes on 2 cores, a change to cmd/kube seconds.
 K8S_VERSION := $(shell sed -n 's|^\s*k8s.io/kubernetes \(v[0-9.]*\).*|\1|p' cmd/kube/go.mod)
 CNI_PLUGINS_VERSION := v1.9.0
+# kine: the SQLite datastore (datastore: sqlite), pure Go without cgo.
+KINE_VERSION := v0.17.5
 CNI_PLUGINS := main/bridge main/loopback ipam/host-local meta/portmap
 KUBE_SRC := $(shell find cmd/kube -name '*.go' -not -name '*_test.go') cmd/kube/go.mod cmd/kube/go.sum
 KUBE_LDFLAGS := -s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
@@ -77,12 +79,17 @@ out/kube/cni/.done: Makefile
 	cd out/kube/cni && GOBIN=$(CURDIR)/out/kube/cni GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "-s -w" \
 	  $(CNI_PLUGINS:%=github.com/containernetworking/plugins/plugins/%@$(CNI_PLUGINS_VERSION))
 	touch $@
+out/kube/kine: Makefile
+	mkdir -p out/kube/kine.bin
+	cd out/kube && GOBIN=$(CURDIR)/out/kube/kine.bin GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "-s -w" \
+	  github.com/k3s-io/kine@$(KINE_VERSION)
+	mv out/kube/kine.bin/kine $@ && rmdir out/kube/kine.bin
 out/kube/images/.done: out/kube/pause out/kube/coredns out/ros-build build/kube-images.sh cmd/kube/node/agent.go
 	build/kube-images.sh out/kube/images && touch $@
 # The e2e tests' workload image (busybox httpd).
 out/kube/test-images/httpd.tar: build/kube-images.sh out/ros-build build/debian.env
 	build/kube-images.sh --test out/kube/test-images
-out/images/kubernetes.rootfs.tar: out/kube/kube out/bin/ctr out/kube/cni/.done out/kube/images/.done
+out/images/kubernetes.rootfs.tar: out/kube/kube out/kube/kine out/bin/ctr out/kube/cni/.done out/kube/images/.done
 
 out/kernel/.done: images/kernel/version build/kernel.sh build/debian.env build/debian.sh
 	build/kernel.sh out/kernel && touch $@

@@ -132,16 +132,16 @@ type Kubernetes struct {
 	ServiceCIDR string   `yaml:"service_cidr,omitempty" doc:"service addresses (default 10.43.0.0/16); servers only"`
 	ClusterDNS  string   `yaml:"cluster_dns,omitempty" doc:"CoreDNS's address (default the tenth of service_cidr)"`
 	TLSSAN      []string `yaml:"tls_san,omitempty" doc:"more names and addresses for the API server's certificate"`
-	Datastore   string   `yaml:"datastore,omitempty" doc:"etcd, embedded (the default and only one built in)" enum:",etcd"`
+	Datastore   string   `yaml:"datastore,omitempty" doc:"etcd (embedded, the default) or sqlite (kine over SQLite, for one server); fixed at the server's first start" enum:",etcd,sqlite"`
 	ProxyMode   string   `yaml:"proxy_mode,omitempty" doc:"kube-proxy's mode: nftables (default) or iptables" enum:",nftables,iptables"`
 	// FlannelBackend is k3s's flannel-backend.
 	FlannelBackend string `yaml:"flannel_backend,omitempty" doc:"the pod network between nodes: vxlan (default), host-gw (nodes on one link) or none (bring your own CNI); set on the server, agents take it" enum:",vxlan,host-gw,none"`
 	// ExtraArgs are more arguments by component, k3s's --COMPONENT-arg.
-	ExtraArgs map[string][]string `yaml:"extra_args,omitempty" doc:"NAME=VALUE arguments by component: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd"`
+	ExtraArgs map[string][]string `yaml:"extra_args,omitempty" doc:"NAME=VALUE arguments by component: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd, kine"`
 }
 
 // KubernetesComponents are the keys of rancher.kubernetes.extra_args.
-var KubernetesComponents = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "etcd"}
+var KubernetesComponents = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "etcd", "kine"}
 
 // Upgrade is rancher.upgrade.
 type Upgrade struct {

@@ -245,7 +245,7 @@ func (k Kubernetes) validateAddresses(p *problems) {
 		key, v  string
 		allowed []string
 	}{
-		{"datastore", k.Datastore, []string{"etcd"}},
+		{"datastore", k.Datastore, []string{"etcd", "sqlite"}},
 		{"proxy_mode", k.ProxyMode, []string{"nftables", "iptables"}},
 		{"flannel_backend", k.FlannelBackend, []string{"vxlan", "host-gw", "none"}},
 	} {

@@ -84,6 +84,16 @@ func main() {
 var commands = map[string]func(args []string) int{
 	"server": func(args []string) int { return runNode("server", args) },
 	"agent":  func(args []string) int { return runNode("agent", args) },
+	// flannel is the node's pod network, a component of kube agent.
+	"flannel": func(args []string) int {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		if err := node.RunFlannel(ctx, args); err != nil {
+			fmt.Fprintf(os.Stderr, "kube flannel: %v\n", err)
+			return 1
+		}
+		return 0
+	},
 }
 
 // runNode runs kube server or kube agent until SIGTERM.

@@ -122,15 +122,20 @@ spec:
 // cloud-config on one node: the node gets Ready with no registry, a
 // Deployment's pods answer through a Service found by CoreDNS, wiping the
 // user's Docker leaves Kubernetes alone, and the node comes back after a
-// reboot with its workload.
+// reboot with its workload. Its datastore is kine over SQLite (k3s's
+// choice for one server); the cluster test's server uses embedded etcd.
 func TestKubernetesSingleNode(t *testing.T) {
 	key := NewKey(t)
-	m, s := kubeNode(t, key, "    node_name: node1\n    node_labels: [rosos.test/role=server]\n", Options{})
+	m, s := kubeNode(t, key, "    node_name: node1\n    node_labels: [rosos.test/role=server]\n    datastore: sqlite\n", Options{})
 	defer s.Close()
 	start := time.Now()
 	out := s.Eventually("sudo kubectl get nodes --no-headers 2>&1", kubeReady, nodesReady("node1"))
 	t.Logf("node Ready %s after login:\n%s", time.Since(start).Round(time.Second), out)
 	t.Logf("memory in use: %s MiB", strings.TrimSpace(s.MustRun(`awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)/1024}' /proc/meminfo`)))
+	// The cluster is in kine's SQLite database; no etcd ran.
+	if out, err := s.Run("sudo test -s /var/lib/rancher/kubernetes/server/db/state.db && ! sudo test -e /var/lib/rancher/kubernetes/server/db/etcd && sudo ros service logs kubernetes 2>&1 | grep -c 'what=kine'"); err != nil {
+		t.Errorf("datastore sqlite: no kine database, or etcd ran: %v\n%s", err, out)
+	}
 	if v := s.MustRun("sudo kubectl get node node1 -o jsonpath='{.status.nodeInfo.kubeletVersion} {.metadata.labels.rosos\\.test/role}'"); !strings.Contains(v, "v1.") || !strings.Contains(v, "server") {
 		t.Errorf("node1's kubelet version and label: %q", v)
 	}

@@ -42,12 +42,13 @@ type Config struct {
 	UserImages string
 	Manifests  string // manifests the server applies (CoreDNS)
 	// ExtraArgs are --NAME-arg flags by component: kube-apiserver,
-	// kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd.
+	// kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd,
+	// kine.
 	ExtraArgs map[string][]string
 }
 
 // components whose arguments --COMPONENT-arg extends.
-var components = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "etcd"}
+var components = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "etcd", "kine"}
 
 // ParseFlags reads the flags of kube server / kube agent. The token may
 // come from KUBE_TOKEN too, so that it is not on a command line.
@@ -66,7 +67,7 @@ func ParseFlags(role string, args []string) (Config, error) {
 	fs.StringVar(&c.ServiceCIDR, "service-cidr", "10.43.0.0/16", "service addresses")
 	fs.StringVar(&c.ClusterDNS, "cluster-dns", "", "CoreDNS's service address (default: the tenth of --service-cidr)")
 	fs.StringArrayVar(&c.TLSSANs, "tls-san", nil, "another name or address of the API server's certificate")
-	fs.StringVar(&c.Datastore, "datastore", "etcd", "etcd (embedded)")
+	fs.StringVar(&c.Datastore, "datastore", "etcd", "etcd (embedded) or sqlite (kine, one server)")
 	fs.StringVar(&c.ProxyMode, "proxy-mode", "nftables", "kube-proxy's mode: nftables or iptables")
 	fs.StringVar(&c.FlannelBackend, "flannel-backend", "vxlan", "the pod network between nodes: vxlan, host-gw (nodes on one link) or none (bring your own CNI); a server's, agents take it")
 	fs.StringVar(&c.Images, "images", "/usr/share/kubernetes/images", "image archives imported at start")
@@ -155,9 +156,9 @@ func (c *Config) complete() error {
 		return fmt.Errorf("--cluster-dns %q is not an address", c.ClusterDNS)
 	}
 	switch c.Datastore {
-	case "etcd":
+	case "etcd", "sqlite":
 	default:
-		return fmt.Errorf("--datastore %q: only etcd (embedded) is built in", c.Datastore)
+		return fmt.Errorf("--datastore %q: want etcd (embedded) or sqlite (kine)", c.Datastore)
 	}
 	switch c.FlannelBackend {
 	case "vxlan", "host-gw", "none":

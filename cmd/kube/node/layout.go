@@ -10,6 +10,7 @@ func (p paths) serverCred(n string) string {
 	return filepath.Join(p.dir, "server", "cred", n+".kubeconfig")
 }
 func (p paths) etcdData() string          { return filepath.Join(p.dir, "server", "db", "etcd") }
+func (p paths) sqliteDB() string          { return filepath.Join(p.dir, "server", "db", "state.db") }
 func (p paths) token() string             { return filepath.Join(p.dir, "server", "token") }
 func (p paths) nodeToken() string         { return filepath.Join(p.dir, "server", "node-token") }
 func (p paths) agentTLS() string          { return filepath.Join(p.dir, "agent", "tls") }
@@ -23,7 +24,10 @@ const (
 	containerdState  = "/run/kubernetes/containerd"
 	containerdSocket = containerdState + "/containerd.sock"
 	cniBin           = "/usr/libexec/cni"
+	kineBin          = "/usr/bin/kine"
 	kubeletRoot      = "/var/lib/kubelet"
+	// flannelSubnetFile is where flannel writes the node's subnet and MTU.
+	flannelSubnetFile = "/run/flannel/subnet.env"
 	// AdminKubeconfig is written at each start of a server: kubectl on
 	// the console uses it.
 	AdminKubeconfig = "/etc/rancher/kubernetes/kubeconfig.yaml"

@@ -5,25 +5,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rosos/ros/cmd/kube/pki"
 )
 
 // podNetwork gives the node's pods their network once the controller
-// manager has given the node its pod CIDR: a CNI bridge over that CIDR,
-// masquerading for what leaves the cluster, and a way to each other
-// node's pod CIDR: over VXLAN (the default, any nodes that reach each
-// other) or, with host-gw, a route through that node (one link).
+// manager has given the node its pod CIDR: flannel (vxlan, the default,
+// or host-gw) for the way to other nodes' pods and the masquerading of
+// what leaves the cluster, then a CNI bridge over the node's CIDR at
+// flannel's MTU. The CNI configuration is written last: containerd's CRI
+// takes the node as ready for pods once it is there.
 func podNetwork(ctx context.Context, log *slog.Logger, g *group, c Config, p paths, a *agentCreds) {
 	backend := a.Backend
 	if backend == "" {
@@ -33,102 +33,71 @@ func podNetwork(ctx context.Context, log *slog.Logger, g *group, c Config, p pat
 		log.Info("pod network: none (flannel_backend: none), bring your own CNI")
 		return
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", p.agentCred("kube-proxy"))
+	fail := func(err error) { g.died <- fmt.Errorf("pod network: %w", err) }
+	conf, err := netConf(a.ClusterCIDR, backend)
 	if err != nil {
-		g.died <- fmt.Errorf("pod network: %w", err)
+		fail(err)
+		return
+	}
+	if err := pki.WriteFile(p.agentFile("flannel-net-conf.json"), conf, 0o644); err != nil {
+		fail(err)
+		return
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", p.agentCred("kubelet"))
+	if err != nil {
+		fail(err)
 		return
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		g.died <- fmt.Errorf("pod network: %w", err)
+		fail(err)
 		return
 	}
-	written := ""
-	peers := map[string]string{}
-	for {
-		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			log.Info("pod network: waiting for the API server", "err", err)
-		}
-		var items []corev1.Node
-		if nodes != nil {
-			items = nodes.Items
-		}
-		for _, n := range items {
-			if n.Name != c.NodeName || n.Spec.PodCIDR == "" || n.Spec.PodCIDR == written {
-				continue
-			}
-			if err := ownPodNetwork(backend, c.NodeIP, n.Spec.PodCIDR, a.ClusterCIDR, p); err != nil {
-				log.Error("pod network", "err", err)
-				continue
-			}
-			written = n.Spec.PodCIDR
-			peers = map[string]string{}
-			log.Info("pod network ready", "pod_cidr", written, "backend", backend)
-		}
-		for _, n := range items {
-			ip := internalIP(n)
-			if written == "" || n.Name == c.NodeName || n.Spec.PodCIDR == "" || ip == "" || peers[n.Spec.PodCIDR] == ip {
-				continue
-			}
-			if backend == "vxlan" {
-				err = vxlanPeer(n.Spec.PodCIDR, ip)
-			} else {
-				err = routeVia(n.Spec.PodCIDR, ip)
-			}
-			if err != nil {
-				log.Error("pod network: peer", "node", n.Name, "pod_cidr", n.Spec.PodCIDR, "via", ip, "err", err)
-				continue
-			}
-			peers[n.Spec.PodCIDR] = ip
-			log.Info("pod network: peer", "node", n.Name, "pod_cidr", n.Spec.PodCIDR, "via", ip, "backend", backend)
+	podCIDR := ""
+	for podCIDR == "" {
+		n, err := cs.CoreV1().Nodes().Get(ctx, c.NodeName, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			log.Info("pod network: waiting for the node", "err", err)
+		case n.Spec.PodCIDR == "":
+			log.Info("pod network: waiting for the node's pod CIDR")
+		default:
+			podCIDR = n.Spec.PodCIDR
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(5 * time.Second):
+		case <-time.After(3 * time.Second):
 		}
 	}
-}
-
-// ownPodNetwork sets up this node's side: the VXLAN device, masquerading,
-// and the CNI configuration (written last: containerd's CRI takes the node
-// as ready for pods once it is there).
-func ownPodNetwork(backend, nodeIP, podCIDR, clusterCIDR string, p paths) error {
-	mtu := 0
-	if backend == "vxlan" {
-		var err error
-		if mtu, err = ensureVXLAN(nodeIP, podCIDR); err != nil {
-			return err
+	if err := g.start("flannel", "", "--kubeconfig="+p.agentCred("kubelet"), "--node-name="+c.NodeName,
+		"--node-ip="+c.NodeIP, "--net-conf="+p.agentFile("flannel-net-conf.json"), "--subnet-file="+flannelSubnetFile); err != nil {
+		fail(err)
+		return
+	}
+	for {
+		mtu, err := flannelSubnet(flannelSubnetFile, podCIDR)
+		if err == nil {
+			if err := writeCNI(p, podCIDR, mtu); err != nil {
+				fail(err)
+				return
+			}
+			log.Info("pod network ready", "pod_cidr", podCIDR, "backend", backend, "mtu", mtu)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
 		}
 	}
-	if err := masquerade(podCIDR, clusterCIDR); err != nil {
-		return err
-	}
-	return writeCNI(p, podCIDR, mtu)
-}
-
-func internalIP(n corev1.Node) string {
-	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
-			return a.Address
-		}
-	}
-	return ""
-}
-
-func routeVia(cidr, gw string) error {
-	_, dst, err := net.ParseCIDR(cidr)
-	if err != nil {
-		return err
-	}
-	return netlink.RouteReplace(&netlink.Route{Dst: dst, Gw: net.ParseIP(gw)})
 }
 
 // cniConfig is the pods' network: a bridge (cni0) with addresses from the
 // node's pod CIDR (at the overlay's MTU when mtu is set), and host ports.
-// Masquerading is the node's (masquerade), not the bridge's, so that
-// traffic between pods keeps its addresses.
+// Masquerading is flannel's, not the bridge's, so that traffic between
+// pods keeps its addresses.
 func cniConfig(podCIDR string, mtu int) ([]byte, error) {
 	bridge := map[string]any{
 		"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,

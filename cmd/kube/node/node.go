@@ -157,7 +157,7 @@ func startServer(ctx context.Context, log *slog.Logger, g *group, c Config, p pa
 		return nil, fmt.Errorf("admin kubeconfig: %w", err)
 	}
 
-	if err := startEtcd(ctx, g, c, p); err != nil {
+	if err := startDatastore(ctx, g, c, p); err != nil {
 		return nil, err
 	}
 	tls := func(n string) string { return filepath.Join(tlsDir, n) }
@@ -261,7 +261,16 @@ func parseToken(t string) (caHash, secret string, ok bool) {
 	return h, sec, true
 }
 
-func startEtcd(ctx context.Context, g *group, c Config, p paths) error {
+// startDatastore starts the datastore the API server uses on
+// 127.0.0.1:2379: embedded etcd, or kine over SQLite (datastore: sqlite,
+// as k3s's default for one server).
+func startDatastore(ctx context.Context, g *group, c Config, p paths) error {
+	if err := checkDatastore(c, p); err != nil {
+		return err
+	}
+	if c.Datastore == "sqlite" {
+		return startKine(ctx, g, c, p)
+	}
 	if err := os.MkdirAll(p.etcdData(), 0o700); err != nil {
 		return err
 	}
@@ -282,6 +291,42 @@ func startEtcd(ctx context.Context, g *group, c Config, p paths) error {
 	}
 	return waitFor(ctx, g, "etcd", 5*time.Minute, func() error {
 		return httpOK(http.DefaultClient, "http://127.0.0.1:2379/health")
+	})
+}
+
+// checkDatastore refuses a datastore other than the one the cluster is
+// in: switching would start an empty cluster over the old one's state.
+func checkDatastore(c Config, p paths) error {
+	other, where := p.sqliteDB(), "sqlite"
+	if c.Datastore == "sqlite" {
+		other, where = filepath.Join(p.etcdData(), "member"), "etcd"
+	}
+	if _, err := os.Stat(other); err == nil {
+		return fmt.Errorf("--datastore %s: this server's cluster is in %s (%s); a datastore is chosen at the first start and kept, so set datastore back to %s", c.Datastore, where, other, where)
+	}
+	return nil
+}
+
+// startKine runs kine (its own binary, beside kube) with the SQLite
+// database under the server's state.
+func startKine(ctx context.Context, g *group, c Config, p paths) error {
+	if err := os.MkdirAll(filepath.Dir(p.sqliteDB()), 0o700); err != nil {
+		return err
+	}
+	args := []string{
+		"--endpoint=sqlite://" + p.sqliteDB() + "?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate",
+		"--listen-address=127.0.0.1:2379",
+		"--metrics-bind-address=0",
+	}
+	if err := g.start("kine", kineBin, append(args, c.ExtraArgs["kine"]...)...); err != nil {
+		return err
+	}
+	return waitFor(ctx, g, "kine", 5*time.Minute, func() error {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:2379", 2*time.Second)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,13 +84,38 @@ func TestNthIP(t *testing.T) {
 	}
 }
 
-func TestVTEP(t *testing.T) {
-	if m := vtepMAC(net.ParseIP("10.99.0.11")).String(); m != "02:52:0a:63:00:0b" {
-		t.Errorf("vtepMAC = %s", m)
+func TestFlannelNetConf(t *testing.T) {
+	b, err := netConf("10.42.0.0/16", "vxlan")
+	if err != nil {
+		t.Fatal(err)
 	}
-	ip, n, err := vtepIP("10.42.1.0/24")
-	if err != nil || ip.String() != "10.42.1.0" || n.String() != "10.42.1.0/24" {
-		t.Errorf("vtepIP = %v %v %v", ip, n, err)
+	for _, want := range []string{`"Network": "10.42.0.0/16"`, `"Type": "vxlan"`, `"EnableNFTables": true`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("net-conf lacks %s:\n%s", want, b)
+		}
+	}
+	if _, err := netConf("10.42.0.0/16", "udp"); err == nil || !strings.Contains(err.Error(), `"udp"`) {
+		t.Errorf("netConf(udp) = %v, want an error naming it", err)
+	}
+}
+
+func TestFlannelSubnetFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "subnet.env")
+	if _, err := flannelSubnet(f, "10.42.1.0/24"); err == nil {
+		t.Error("no subnet file: no error")
+	}
+	if err := os.WriteFile(f, []byte("FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=10.42.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if mtu, err := flannelSubnet(f, "10.42.1.0/24"); err != nil || mtu != 1450 {
+		t.Errorf("flannelSubnet = %d, %v; want 1450", mtu, err)
+	}
+	// A file left from another pod CIDR is not this node's network.
+	if _, err := flannelSubnet(f, "10.42.2.0/24"); err == nil || !strings.Contains(err.Error(), "10.42.2.0/24") {
+		t.Errorf("stale subnet file: %v", err)
+	}
+	if n := readSubnetFile(f, "FLANNEL_NETWORK"); n.String() != "10.42.0.0/16" {
+		t.Errorf("readSubnetFile = %s", n)
 	}
 }
 
@@ -173,5 +199,26 @@ func TestJoin(t *testing.T) {
 	}
 	if _, err := fetchCreds(ctx, url, c, "", "s3cret", false); err != nil {
 		t.Errorf("a token without a CA hash: %v", err)
+	}
+}
+
+// A server keeps the datastore of its first start: switching would start
+// an empty cluster over the old one.
+func TestDatastoreIsKept(t *testing.T) {
+	p := paths{t.TempDir()}
+	for _, ds := range []string{"etcd", "sqlite"} {
+		if err := checkDatastore(Config{Datastore: ds}, p); err != nil {
+			t.Fatalf("first start, %s: %v", ds, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(p.etcdData(), "member"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDatastore(Config{Datastore: "etcd"}, p); err != nil {
+		t.Fatalf("etcd over etcd: %v", err)
+	}
+	err := checkDatastore(Config{Datastore: "sqlite"}, p)
+	if err == nil || !strings.Contains(err.Error(), "cluster is in etcd") {
+		t.Fatalf("sqlite over etcd: %v", err)
 	}
 }
