@@ -33,10 +33,12 @@ deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
-build: out/bin/ros out/bin/containerd out/bin/containerd-shim-runc-v2 out/bin/runc out/ros-build
+build: out/bin/ros out/bin/ros-init out/bin/containerd out/bin/containerd-shim-runc-v2 out/bin/runc out/ros-build
 
 out/bin/ros: $(GOSRC)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/ros
+out/bin/ros-init: $(GOSRC)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/ros-init
 out/ros-build: $(GOSRC)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/ros-build
 # containerd, its shim and runc: the versions pinned in go.mod (tool directives).

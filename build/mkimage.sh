@@ -23,7 +23,7 @@ copy_modules() { # copy_modules DEST LIST...: the listed modules and their depen
 echo "== initramfs"
 I=$work/initrd
 mkdir -p $I/{dev,proc,sys,run,sysroot,etc/ros}
-cp out/bin/ros $I/init
+cp out/bin/ros-init $I/init
 copy_modules $I images/kernel/initrd-modules
 grep -v '^\s*#' images/kernel/initrd-modules | sed '/^\s*$/d' > $I/etc/ros/initrd-modules
 mknod -m 600 $I/dev/console c 5 1
@@ -34,9 +34,9 @@ R=$work/rootfs
 mkdir -p $R/{boot,dev,proc,sys,run,tmp,mnt,media,root,home,opt,srv,etc/ros,usr/bin,usr/sbin,usr/share/ros/images,var/lib/rancher,var/lib/user-docker,var/log,var/tmp}
 ln -s usr/bin $R/bin && ln -s usr/sbin $R/sbin && ln -s usr/lib $R/lib && ln -s usr/lib64 $R/lib64
 mkdir -p $R/usr/lib $R/usr/lib64
-cp out/bin/ros out/bin/containerd out/bin/containerd-shim-runc-v2 out/bin/runc $R/usr/bin/
-ln -s ../bin/ros $R/usr/sbin/init
-ln -s ../bin/ros $R/usr/sbin/modprobe
+cp out/bin/ros out/bin/ros-init out/bin/containerd out/bin/containerd-shim-runc-v2 out/bin/runc $R/usr/bin/
+ln -s ../bin/ros-init $R/usr/sbin/init
+ln -s ../bin/ros-init $R/usr/sbin/modprobe
 copy_modules $R/usr images/kernel/modules images/kernel/boot-modules
 grep -v '^\s*#' images/kernel/boot-modules | sed '/^\s*$/d' > $R/etc/ros/modules
 cp $K/boot/vmlinuz-$KERNEL_RELEASE $R/boot/vmlinuz

@@ -249,11 +249,8 @@ func readReady(f *os.File, ready chan<- Ready) {
 	}
 }
 
-// managerCommand is the service manager's command line: this binary again.
+// managerCommand is the service manager's command line: the ros command,
+// which PID 1 does not link.
 func managerCommand() *exec.Cmd {
-	self, err := os.Executable()
-	if err != nil {
-		self = "/usr/bin/ros"
-	}
-	return exec.Command(self, "service-manager")
+	return exec.Command("/usr/bin/ros", "service-manager")
 }

@@ -184,7 +184,7 @@ func TestUpgradeAndRollback(t *testing.T) {
 func TestBrokenUpgradeRollsBack(t *testing.T) {
 	v := Version(t)
 	broken := DeriveOSImage(t, OSImage(t), v+"-broken", append(OSRelease(v+"-broken"),
-		File{Name: "usr/bin/ros", Mode: 0o755, Body: "this is not a program\n"}))
+		File{Name: "usr/bin/ros-init", Mode: 0o755, Body: "this is not a program\n"}))
 	key := NewKey(t)
 	m := New(t, Options{UserData: SeedConfig(key, ""), Disks: []string{broken}})
 	m.Boot()
