@@ -346,7 +346,18 @@ func preloadedBase(s compose.Service, p Preloaded, root string) []oci.SpecOpts {
 	return opts
 }
 
+// shimGroup is the OCI annotation by which containerd's runc v2 shim
+// groups containers: every service shares one shim process (as a
+// Kubernetes pod's containers do) instead of one each, about 10 MB of
+// memory per service saved. A service's task still exits, and is
+// restarted, on its own.
+const shimGroup = "io.containerd.runc.v2.group"
+
+// ShimGroupName is the value of shimGroup on every service.
+const ShimGroupName = "rosos-system"
+
 func specOpts(s compose.Service, opts []oci.SpecOpts) []oci.SpecOpts {
+	opts = append(opts, oci.WithAnnotations(map[string]string{shimGroup: ShimGroupName}))
 	// containerd 2's default spec has no /sys/fs/cgroup; services get it
 	// as Docker gives it (read-only, read-write when privileged), in the
 	// host's cgroup namespace so an engine in a service (docker) can make
