@@ -54,6 +54,10 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 	d := &Daemon{console: console, log: slog.New(slog.NewTextHandler(logw, nil)), timeline: bootlog.New(io.Discard, "service")}
 	d.host = &host.Host{Problem: d.problem, Log: d.log}
 	defer d.saveTimeline()
+	if _, err := os.Stat(paths.ManagerStarted); err == nil {
+		d.restarted = true
+	}
+	d.step("1 connect to containerd, find the preloaded images")
 	cl, err := ctrdrunner.Connect(paths.ContainerdSock)
 	if err != nil {
 		return err
@@ -65,11 +69,11 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 	}
 	d.runner = &ctrdrunner.Runner{Client: cl, LogDir: paths.SystemLogDir, Preloaded: pre, RootDir: paths.RootsDir}
 	d.log.Info("preloaded images", "count", len(pre), "dir", paths.ImagesDir)
-	if _, err := os.Stat(paths.ManagerStarted); err == nil {
-		d.restarted = true
+	if d.restarted {
 		d.log.Info("restarted: adopting the running services")
 	}
 	d.sup = &supervisor.Supervisor{Runner: d.runner, Console: console, Log: d.log, Timeline: d.timeline, Restarted: d.restarted}
+	d.step("2 read the config")
 	d.node, err = nodeconfig.Load(ctx, nodeconfig.Reporter{Problem: d.problem, Log: d.log, Valid: d.valid})
 	if err != nil {
 		return err
@@ -79,11 +83,13 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 		d.host.WriteFiles(d.node.Config().WriteFiles, s.Name, root)
 	}
 	cfg := d.node.Config()
+	d.step("3 service definitions")
 	defs, sources, err := d.definitions(ctx, cfg, false)
 	if err != nil {
 		return err
 	}
 	if !d.restarted {
+		d.step("4 apply the boot config (modules, mounts, files, keys, bootcmd)")
 		d.applyBoot(ctx, cfg, defs)
 		if err := os.WriteFile(paths.ManagerStarted, nil, 0o644); err != nil {
 			d.log.Error("marker", "path", paths.ManagerStarted, "err", err)
@@ -98,6 +104,7 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 		}
 	}()
 	go d.host.RotateLoop(ctx, paths.SystemLogDir, time.Minute)
+	d.step("5 start the services")
 	if err := d.sup.Start(ctx, defs, sources); err != nil {
 		return err
 	}
@@ -159,6 +166,15 @@ func (d *Daemon) problemf(format string, args ...any) { d.problem(fmt.Sprintf(fo
 
 // mark records a step in the boot timeline.
 func (d *Daemon) mark(name, step string) { d.timeline.Mark("service", name, step) }
+
+// step records the start of one of the manager's own steps of the boot,
+// which lasts until the next (ros boot analyze). A manager restarted
+// after the boot records none: it is not part of the boot.
+func (d *Daemon) step(name string) {
+	if !d.restarted {
+		d.timeline.Mark("manager", name, "")
+	}
+}
 
 // valid is the check of a whole config beyond its keys: its services parse.
 func (d *Daemon) valid(ctx context.Context, cfg config.Config) error {
