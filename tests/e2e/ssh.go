@@ -6,9 +6,12 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +41,12 @@ func NewKey(t *testing.T) Key {
 	sp, err := ssh.NewPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The private key is kept in the test's temporary directory, so that
+	// a person can log in to a machine of a running test to look around:
+	// ssh -i /tmp/TestX.../NNN/id_ed25519 -p PORT rancher@127.0.0.1
+	if block, err := ssh.MarshalPrivateKey(priv, ""); err == nil {
+		_ = os.WriteFile(filepath.Join(t.TempDir(), "id_ed25519"), pem.EncodeToMemory(block), 0o600)
 	}
 	return Key{priv: priv, Signer: signer, Authorized: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " e2e@" + t.Name()}
 }
