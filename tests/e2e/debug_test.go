@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -21,7 +22,18 @@ func TestDebug(t *testing.T) {
 		t.Fatal("ROS_DEBUG_CMDS is not set: name a file of commands, one a line, for the booted node")
 	}
 	key := NewKey(t)
-	m := New(t, Options{UserData: SeedConfig(key, ""), MetaData: "instance-id: dbg\nlocal-hostname: dbg\n"})
+	// ROS_DEBUG_CONFIG: more cloud-config (a file) for the node;
+	// ROS_DEBUG_MEMORY: the guest's MiB.
+	extra := ""
+	if f := os.Getenv("ROS_DEBUG_CONFIG"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra = string(b)
+	}
+	mem, _ := strconv.Atoi(os.Getenv("ROS_DEBUG_MEMORY"))
+	m := New(t, Options{UserData: SeedConfig(key, extra), MetaData: "instance-id: dbg\nlocal-hostname: dbg\n", MemoryMB: mem, DiskGiB: 10})
 	if kp := os.Getenv("ROS_DEBUG_KEY"); kp != "" {
 		blk, err := ssh.MarshalPrivateKey(key.priv, "")
 		if err != nil {

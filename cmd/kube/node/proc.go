@@ -1,7 +1,7 @@
 package node
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -73,17 +73,15 @@ func (g *group) spawn(name, path string, args []string) (*exec.Cmd, error) {
 	cmd.Env = os.Environ()
 	// The component dies with the node, even if the node is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = cmd.Stdout
+	// Not a pipe of our own: Wait returns only once exec has copied the
+	// component's last words (why it ended) to the log.
+	w := &prefixWriter{name: name, out: os.Stdout}
+	cmd.Stdout, cmd.Stderr = w, w
 	g.log.Info("starting", "component", name)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	g.running[name] = cmd
-	go prefix(name, out)
 	return cmd, nil
 }
 
@@ -96,6 +94,9 @@ func (g *group) supervise(name, path string, args []string, cmd *exec.Cmd) {
 	for {
 		began := time.Now()
 		err := cmd.Wait()
+		if w, ok := cmd.Stdout.(*prefixWriter); ok {
+			w.flush()
+		}
 		g.mu.Lock()
 		stopping := g.stopping
 		delete(g.running, name)
@@ -133,13 +134,41 @@ func (g *group) supervise(name, path string, args []string, cmd *exec.Cmd) {
 	}
 }
 
-// prefix copies a component's output line by line, each line led by its
-// name, so that `ros service logs kubernetes` tells them apart.
-func prefix(name string, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fmt.Fprintf(os.Stdout, "%s: %s\n", name, sc.Bytes())
+// prefixWriter copies a component's output line by line, each line led
+// by its name, so that `ros service logs kubernetes` tells them apart. A
+// line longer than maxLine is cut into pieces.
+type prefixWriter struct {
+	name string
+	out  io.Writer
+	buf  []byte
+}
+
+const maxLine = 64 << 10
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 && len(w.buf) < maxLine {
+			return len(p), nil
+		}
+		if i < 0 {
+			i = maxLine
+		}
+		line := w.buf[:i]
+		fmt.Fprintf(w.out, "%s: %s\n", w.name, line)
+		if i < len(w.buf) && w.buf[i] == '\n' {
+			i++
+		}
+		w.buf = append(w.buf[:0], w.buf[i:]...)
+	}
+}
+
+// flush writes a last line that had no newline.
+func (w *prefixWriter) flush() {
+	if len(w.buf) > 0 {
+		fmt.Fprintf(w.out, "%s: %s\n", w.name, w.buf)
+		w.buf = w.buf[:0]
 	}
 }
 

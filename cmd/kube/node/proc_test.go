@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -82,5 +83,29 @@ func TestGroupStopDoesNotRestart(t *testing.T) {
 	}
 	if err := g.start("late", "/bin/true"); err == nil {
 		t.Fatal("start after stop succeeded")
+	}
+}
+
+func TestPrefixWriterCutsLines(t *testing.T) {
+	var out bytes.Buffer
+	w := &prefixWriter{name: "etcd", out: &out}
+	for _, p := range []string{"one\ntw", "o\n", "three"} {
+		if _, err := w.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := out.String(), "etcd: one\netcd: two\n"; got != want {
+		t.Errorf("got %q, want %q (three waits for its newline)", got, want)
+	}
+	w.flush()
+	if got := out.String(); !strings.HasSuffix(got, "etcd: three\n") {
+		t.Errorf("flush: %q", got)
+	}
+	out.Reset()
+	if _, err := w.Write(bytes.Repeat([]byte("x"), maxLine+10)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), "etcd: "); got != 1 || len(w.buf) != 10 {
+		t.Errorf("a long line: %d pieces out, %d bytes kept", got, len(w.buf))
 	}
 }
