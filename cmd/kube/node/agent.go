@@ -42,6 +42,9 @@ func startAgent(ctx context.Context, log *slog.Logger, g *group, c Config, p pat
 	if err := pki.WriteFile(p.agentCred("kube-proxy"), pki.Kubeconfig(a.ServerURL, a.CA, a.ProxyCert, a.ProxyKey), 0o600); err != nil {
 		return err
 	}
+	if err := pki.WriteFile(p.agentCred("flannel"), pki.Kubeconfig(a.ServerURL, a.CA, a.FlannelCert, a.FlannelKey), 0o600); err != nil {
+		return err
+	}
 	for _, d := range []string{p.cniConf(), containerdState, kubeletRoot, "/var/log/pods", c.UserImages} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err

@@ -34,12 +34,20 @@ type agentCreds struct {
 	ServingKey  []byte `json:"serving_key"`
 	ProxyCert   []byte `json:"proxy_cert"`
 	ProxyKey    []byte `json:"proxy_key"`
+	// FlannelCert is flannel's own identity (system:rosos-flannel, bound
+	// by the server's flannel-rbac.yaml to reading every node): the Node
+	// authorizer lets a kubelet read only its own Node object.
+	FlannelCert []byte `json:"flannel_cert"`
+	FlannelKey  []byte `json:"flannel_key"`
 	ClusterCIDR string `json:"cluster_cidr"`
 	ServiceCIDR string `json:"service_cidr"`
 	ClusterDNS  string `json:"cluster_dns"`
 	// Backend is the server's flannel_backend: every node uses the same.
 	Backend string `json:"flannel_backend,omitempty"`
 }
+
+// FlannelUser is the user flannel's certificate names.
+const FlannelUser = "system:rosos-flannel"
 
 // issueAgent makes the certificates of one node, signed by the cluster CA.
 func (s *server) issueAgent(name, ip string) (*agentCreds, error) {
@@ -56,6 +64,9 @@ func (s *server) issueAgent(name, ip string) (*agentCreds, error) {
 		return nil, err
 	}
 	if a.ProxyCert, a.ProxyKey, err = s.ca.Issue(pki.Spec{CommonName: "system:kube-proxy", Client: true}); err != nil {
+		return nil, err
+	}
+	if a.FlannelCert, a.FlannelKey, err = s.ca.Issue(pki.Spec{CommonName: FlannelUser, Client: true}); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -116,7 +127,9 @@ func join(ctx context.Context, log *slog.Logger, c Config, p paths) (*agentCreds
 	kept := p.agentFile("join.json")
 	if b, err := os.ReadFile(kept); err == nil {
 		var a agentCreds
-		if err := json.Unmarshal(b, &a); err == nil && a.ServerURL == c.ServerURL {
+		// Credentials kept by an older version, without flannel's, are
+		// fetched again.
+		if err := json.Unmarshal(b, &a); err == nil && a.ServerURL == c.ServerURL && len(a.FlannelCert) > 0 {
 			return &a, nil
 		}
 	}

@@ -71,7 +71,7 @@ func podNetwork(ctx context.Context, log *slog.Logger, g *group, c Config, p pat
 		case <-time.After(3 * time.Second):
 		}
 	}
-	if err := g.start("flannel", "", "--kubeconfig="+p.agentCred("kubelet"), "--node-name="+c.NodeName,
+	if err := g.start("flannel", "", "--kubeconfig="+p.agentCred("flannel"), "--node-name="+c.NodeName,
 		"--node-ip="+c.NodeIP, "--net-conf="+p.agentFile("flannel-net-conf.json"), "--subnet-file="+flannelSubnetFile); err != nil {
 		fail(err)
 		return
