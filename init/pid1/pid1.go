@@ -8,6 +8,7 @@ package pid1
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,6 +64,11 @@ func Run() error {
 		in.log.Printf("loaded %d modules", n)
 	}
 	go in.watchPowerButton()
+	if set, err := hugePagesOnRequest("/proc/cmdline", "/sys/kernel/mm/transparent_hugepage/enabled"); err != nil {
+		in.log.Printf("warning: transparent huge pages: %v", err)
+	} else if set {
+		in.log.Printf("transparent huge pages: madvise")
+	}
 
 	in.log.Stage("start system containerd")
 	in.ctrd = in.startContainerd()
@@ -119,6 +125,31 @@ func Run() error {
 			in.shutdownNow(cmd)
 		}
 	}
+}
+
+// hugePagesOnRequest sets transparent huge pages to madvise: only memory a
+// program asks for with madvise(MADV_HUGEPAGE) gets 2 MiB pages. Debian's
+// kernel backs every large anonymous mapping with them ("always"), which
+// rounds each Go daemon's heap up to 2 MiB pages it never touches: measured
+// on the booted image, 68 of the 111 MiB of anonymous memory were huge
+// pages. A transparent_hugepage= on the kernel command line wins.
+func hugePagesOnRequest(cmdlinePath, thpEnabled string) (bool, error) {
+	cmdline, err := os.ReadFile(cmdlinePath)
+	if err != nil {
+		return false, err
+	}
+	for _, f := range strings.Fields(string(cmdline)) {
+		if strings.HasPrefix(f, "transparent_hugepage=") {
+			return false, nil
+		}
+	}
+	if _, err := os.Stat(thpEnabled); errors.Is(err, os.ErrNotExist) {
+		return false, nil // a kernel without transparent huge pages
+	}
+	if err := os.WriteFile(thpEnabled, []byte("madvise"), 0); err != nil {
+		return false, fmt.Errorf("set %s: %w", thpEnabled, err)
+	}
+	return true, nil
 }
 
 // fail reports a failure of PID 1's own steps and reboots after a pause.
