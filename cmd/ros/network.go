@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -39,6 +40,9 @@ func networkCmd() *cobra.Command {
 			if err := c.Run(ctx); err != nil {
 				return fmt.Errorf("network: %w", err)
 			}
+			// It stays for the whole uptime: what configuring took goes
+			// back to the kernel now, not in the scavenger's own time.
+			debug.FreeOSMemory()
 			<-ctx.Done()
 			return nil
 		},

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"time"
 
 	"github.com/rosos/ros/config"
@@ -120,7 +121,12 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 		sw = status
 		fmt.Fprintf(status, `{"event":"ready","services":%d}`+"\n", running)
 	}
-	go d.sup.Assess(ctx, sw, AssessDeadline)
+	go func() {
+		d.sup.Assess(ctx, sw, AssessDeadline)
+		// The boot's work (compose files, images, the config) is
+		// garbage now: give its memory back to the kernel at once.
+		debug.FreeOSMemory()
+	}()
 	// Healthy marks come later; keep the saved timeline current a while.
 	go func() {
 		for i := 0; i < 20 && ctx.Err() == nil; i++ {
