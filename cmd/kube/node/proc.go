@@ -77,6 +77,10 @@ func (g *group) spawn(name, path string, args []string) (*exec.Cmd, error) {
 	// component's last words (why it ended) to the log.
 	w := &prefixWriter{name: name, out: os.Stdout}
 	cmd.Stdout, cmd.Stderr = w, w
+	// A child the component left behind (containerd's shims) may hold
+	// the pipe open: after the component ends, its output is waited for
+	// this long, then the pipe is closed and supervision goes on.
+	cmd.WaitDelay = 5 * time.Second
 	g.log.Info("starting", "component", name)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
