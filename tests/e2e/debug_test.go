@@ -32,7 +32,13 @@ func TestDebug(t *testing.T) {
 		}
 		extra = string(b)
 	}
-	mem, _ := strconv.Atoi(os.Getenv("ROS_DEBUG_MEMORY"))
+	mem := 0
+	if v := os.Getenv("ROS_DEBUG_MEMORY"); v != "" {
+		var err error
+		if mem, err = strconv.Atoi(v); err != nil || mem < 512 {
+			t.Fatalf("ROS_DEBUG_MEMORY=%q: want the guest's MiB, 512 or more", v)
+		}
+	}
 	m := New(t, Options{UserData: SeedConfig(key, extra), MetaData: "instance-id: dbg\nlocal-hostname: dbg\n", MemoryMB: mem, DiskGiB: 10})
 	if kp := os.Getenv("ROS_DEBUG_KEY"); kp != "" {
 		blk, err := ssh.MarshalPrivateKey(key.priv, "")
