@@ -25,6 +25,11 @@ I=$work/initrd
 mkdir -p $I/{dev,proc,sys,run,sysroot,etc/ros}
 cp out/bin/ros-init $I/init
 copy_modules $I images/kernel/initrd-modules
+# Stored uncompressed: the initramfs is compressed as a whole, and the kernel
+# inflating one gzip stream is quicker than decompressing each .ko.xz as
+# stage 1 loads it (2.6 s for the list under TCG).
+find $I/lib/modules -name '*.ko.xz' -exec xz -d {} +
+/sbin/depmod -b "$I" "$KERNEL_RELEASE"
 grep -v '^\s*#' images/kernel/initrd-modules | sed '/^\s*$/d' > $I/etc/ros/initrd-modules
 mknod -m 600 $I/dev/console c 5 1
 (cd $I && find . | sort | cpio --quiet -o -H newc -R 0:0) | gzip -6 > $work/initrd.gz

@@ -1,8 +1,10 @@
 package pid1
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +33,32 @@ func TestHugePagesOnRequest(t *testing.T) {
 	// A kernel without transparent huge pages: nothing to do.
 	if set, err := hugePagesOnRequest(cmdline, filepath.Join(dir, "none")); err != nil || set {
 		t.Errorf("no THP: set %v, err %v", set, err)
+	}
+}
+
+func TestBaseReserve(t *testing.T) {
+	dir := t.TempDir()
+	meminfo := filepath.Join(dir, "meminfo")
+	minFree := filepath.Join(dir, "min_free_kbytes")
+	os.WriteFile(meminfo, []byte("MemTotal:        2014508 kB\nMemFree:         1456676 kB\n"), 0o644)
+	for _, tc := range []struct{ have, from, to int }{
+		{45056, 45056, 5677}, // khugepaged's raise on a 2 GiB node
+		{4000, 4000, 4000},   // already lower (a user's sysctl): left
+		{5677, 5677, 5677},
+	} {
+		os.WriteFile(minFree, []byte(fmt.Sprintf("%d\n", tc.have)), 0o644)
+		from, to, err := baseReserve(meminfo, minFree)
+		if err != nil || from != tc.from || to != tc.to {
+			t.Errorf("have %d: %d -> %d, %v; want %d -> %d", tc.have, from, to, err, tc.from, tc.to)
+		}
+		b, _ := os.ReadFile(minFree)
+		if got := strings.TrimSpace(string(b)); got != fmt.Sprint(tc.to) {
+			t.Errorf("have %d: file says %s, want %d", tc.have, got, tc.to)
+		}
+	}
+	os.WriteFile(meminfo, []byte("MemFree: 1 kB\n"), 0o644)
+	os.WriteFile(minFree, []byte("45056\n"), 0o644)
+	if _, _, err := baseReserve(meminfo, minFree); err == nil || !strings.Contains(err.Error(), "no MemTotal") {
+		t.Errorf("meminfo without MemTotal: err %v", err)
 	}
 }

@@ -246,7 +246,24 @@ func (x *Index) Resolve(names ...string) ([]string, error) {
 // to drive (ENODEV: crc32c_intel on a CPU without SSE4.2). Other failures do
 // not stop the others from loading; they are returned together. It returns
 // the names it loaded.
+//
+// Modules load side by side: each starts as soon as the modules it depends
+// on (and its soft "pre" dependencies) are done, so a module's decompression
+// and its driver's probe overlap with the others'.
 func (x *Index) Load(names ...string) ([]string, error) {
+	return x.load(names, func(n string) error {
+		if Loaded(n) {
+			return unix.EEXIST
+		}
+		return loadFile(filepath.Join(x.dir, x.paths[n]))
+	})
+}
+
+// load runs loadOne for every module that names resolve to, each once it
+// may: after the modules it depends on have finished (loaded or failed). A
+// failed dependency does not hold the others back; their own load reports
+// what is missing. loadOne returns EEXIST for a module already there.
+func (x *Index) load(names []string, loadOne func(name string) error) ([]string, error) {
 	var errs []error
 	var order []string
 	for _, n := range names {
@@ -257,24 +274,52 @@ func (x *Index) Load(names ...string) ([]string, error) {
 		}
 		order = append(order, o...)
 	}
-	var loaded []string
-	failed := map[string]bool{}
+	done := map[string]chan struct{}{}
+	var unique []string
 	for _, n := range order {
-		if failed[n] || Loaded(n) {
-			continue
+		if done[n] == nil {
+			done[n] = make(chan struct{})
+			unique = append(unique, n)
 		}
-		path := filepath.Join(x.dir, x.paths[n])
-		err := loadFile(path)
-		if errors.Is(err, unix.ENODEV) {
-			failed[n] = true
-			continue
+	}
+	type result struct {
+		name   string
+		loaded bool
+		err    error
+	}
+	results := make(chan result, len(unique))
+	for _, n := range unique {
+		go func() {
+			defer close(done[n])
+			for _, d := range append(append([]string(nil), x.softPre[n]...), x.deps[n]...) {
+				if ch := done[d]; ch != nil {
+					<-ch
+				}
+			}
+			err := loadOne(n)
+			switch {
+			case errors.Is(err, unix.EEXIST), errors.Is(err, unix.ENODEV):
+				results <- result{name: n}
+			case err != nil:
+				results <- result{name: n, err: fmt.Errorf("kmod: load %s (%s): %w", n, filepath.Join(x.dir, x.paths[n]), err)}
+			default:
+				results <- result{name: n, loaded: true}
+			}
+		}()
+	}
+	got := map[string]result{}
+	for range unique {
+		r := <-results
+		got[r.name] = r
+	}
+	// Report in dependency order, whatever order they finished in.
+	var loaded []string
+	for _, n := range unique {
+		if r := got[n]; r.err != nil {
+			errs = append(errs, r.err)
+		} else if r.loaded {
+			loaded = append(loaded, n)
 		}
-		if err != nil {
-			failed[n] = true
-			errs = append(errs, fmt.Errorf("kmod: load %s (%s): %w", n, path, err))
-			continue
-		}
-		loaded = append(loaded, n)
 	}
 	return loaded, errors.Join(errs...)
 }
@@ -301,9 +346,5 @@ func loadFile(path string) error {
 		return err
 	}
 	defer f.Close()
-	err = unix.FinitModule(int(f.Fd()), "", loadFlags(path))
-	if errors.Is(err, unix.EEXIST) {
-		return nil
-	}
-	return err
+	return unix.FinitModule(int(f.Fd()), "", loadFlags(path))
 }

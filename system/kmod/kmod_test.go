@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -156,5 +158,68 @@ func TestCompressedModulesAreDecompressedByTheKernel(t *testing.T) {
 		if got := loadFlags(path); got != want {
 			t.Errorf("loadFlags(%s) = %d, want %d", path, got, want)
 		}
+	}
+}
+
+// TestLoadSideBySide: every module loads once, after what it depends on;
+// modules with nothing between them are in flight together; a failure is
+// reported and does not stop the rest.
+func TestLoadSideBySide(t *testing.T) {
+	x := index(t)
+	var mu sync.Mutex
+	finished := map[string]bool{}
+	calls := map[string]int{}
+	inFlight, most := 0, 0
+	// Leaves wait until another module is in flight too (or give up after
+	// a second), so a loader that runs one at a time shows up as most == 1.
+	both := make(chan struct{})
+	var once sync.Once
+	load := func(n string) error {
+		mu.Lock()
+		calls[n]++
+		for _, d := range x.deps[n] {
+			if !finished[d] {
+				t.Errorf("%s loads before its dependency %s finished", n, d)
+			}
+		}
+		inFlight++
+		if inFlight > most {
+			most = inFlight
+		}
+		if inFlight >= 2 {
+			once.Do(func() { close(both) })
+		}
+		mu.Unlock()
+		select {
+		case <-both:
+		case <-time.After(time.Second):
+		}
+		mu.Lock()
+		inFlight--
+		finished[n] = true
+		mu.Unlock()
+		switch n {
+		case "squashfs":
+			return unix.ENOEXEC
+		case "crc16":
+			return unix.EEXIST // already there: not loaded, not an error
+		}
+		return nil
+	}
+	loaded, err := x.load([]string{"ext4", "virtio_blk", "virtio_pci", "squashfs"}, load)
+	if err == nil || !strings.Contains(err.Error(), "load squashfs") {
+		t.Errorf("err = %v, want the squashfs failure", err)
+	}
+	want := []string{"mbcache", "jbd2", "ext4", "virtio", "virtio_ring", "virtio_blk", "virtio_pci_modern_dev", "virtio_pci"}
+	if !reflect.DeepEqual(loaded, want) {
+		t.Errorf("loaded %v, want %v", loaded, want)
+	}
+	for n, c := range calls {
+		if c != 1 {
+			t.Errorf("%s loaded %d times", n, c)
+		}
+	}
+	if most < 2 {
+		t.Errorf("at most %d module in flight: want independent modules side by side", most)
 	}
 }
