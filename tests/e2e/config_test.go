@@ -41,6 +41,7 @@ runcmd:
 rancher:
   sysctl:
     vm.swappiness: 13
+    vm.min_free_kbytes: 16384
   network:
     interfaces:
       eth0:
@@ -106,6 +107,10 @@ func TestCloudConfigNoCloud(t *testing.T) {
 	t.Run("sysctl", func(t *testing.T) {
 		if out := strings.TrimSpace(s.MustRun("cat /proc/sys/vm/swappiness /proc/sys/vm/dirty_ratio")); out != "13\n19" {
 			t.Errorf("vm.swappiness, vm.dirty_ratio (OEM): %q", out)
+		}
+		// The user's reserve wins over the base PID 1 sets.
+		if out := strings.TrimSpace(s.MustRun("cat /proc/sys/vm/min_free_kbytes")); out != "16384" {
+			t.Errorf("vm.min_free_kbytes: %q, want the configured 16384", out)
 		}
 	})
 	t.Run("network", func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -318,6 +319,15 @@ func TestServicesOverSSH(t *testing.T) {
 	})
 	t.Run("memory", func(t *testing.T) {
 		t.Log("\n" + s.MustRun("free -m; sudo grep VmRSS /proc/1/status"))
+		// Huge pages on request, and the kernel's base reserve rather
+		// than khugepaged's raise (4 * sqrt(KiB of memory)).
+		out := s.MustRun("cat /sys/kernel/mm/transparent_hugepage/enabled /proc/sys/vm/min_free_kbytes; grep MemTotal /proc/meminfo")
+		var minFree, total float64
+		if _, err := fmt.Sscanf(strings.ReplaceAll(out, "MemTotal:", ""), "always [madvise] never\n%f\n%f kB", &minFree, &total); err != nil {
+			t.Errorf("THP policy, min_free_kbytes: %q (%v), want madvise and the base reserve", out, err)
+		} else if want := math.Floor(math.Sqrt(total * 16)); minFree != want {
+			t.Errorf("min_free_kbytes %v, want %v for MemTotal %v kB", minFree, want, total)
+		}
 		// Every service is in one runc shim of system containerd (the
 		// shim's -id is the first service it started, not the group).
 		shims := s.MustRun("ps -eo args | grep '[c]ontainerd-shim-runc-v2 .*-address /run/system-containerd/' || true")
