@@ -132,7 +132,11 @@ func TestServicesOverSSH(t *testing.T) {
 	key := NewKey(t)
 	// A service that crash-loops, ordered before the console: it must not
 	// hold the console back.
+	// sshd on the DHCP address only: the console starts beside the
+	// network service and must wait for the address, not fail to bind it.
 	seed := SeedConfig(key, `rancher:
+  ssh:
+    listen_address: 10.0.2.15
   services:
     crashloop:
       image: rosos/syslog:`+v+`
@@ -151,6 +155,14 @@ func TestServicesOverSSH(t *testing.T) {
 	})
 	t.Logf("docker info answered %.1fs after QEMU started", time.Since(start).Seconds())
 
+	t.Run("sshd waited for its listen address", func(t *testing.T) {
+		if out := s.MustRun("ss -ltnH"); !contains(out, "10.0.2.15:22 ") || contains(out, "0.0.0.0:22 ") {
+			t.Errorf("sshd should listen on 10.0.2.15:22 only:\n%s", out)
+		}
+		if out := s.MustRun("sudo grep -c 'Cannot bind\\|Bind to port' /var/log/system/console.log || true"); strings.TrimSpace(out) != "0" {
+			t.Errorf("sshd failed to bind before the address was up (%s times):\n%s", strings.TrimSpace(out), s.MustRun("sudo tail -20 /var/log/system/console.log"))
+		}
+	})
 	t.Run("the build's Debian release, kernel and docker", func(t *testing.T) {
 		if want, got := buildSetting(t, "images/kernel/version", "KERNEL_RELEASE"), strings.TrimSpace(s.MustRun("uname -r")); got != want {
 			t.Errorf("kernel %q, want %q (images/kernel/version)", got, want)
