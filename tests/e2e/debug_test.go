@@ -47,10 +47,11 @@ func TestDebug(t *testing.T) {
 		}
 		os.WriteFile(kp, pem.EncodeToMemory(blk), 0o600)
 	}
+	start := time.Now()
 	m.Boot()
 	t.Logf("ssh port %d", m.SSHPort)
 	s := m.SSH("rancher", key, bootTimeout)
-	t.Log("logged in")
+	t.Logf("logged in %.1fs after QEMU started", time.Since(start).Seconds())
 	done := 0
 	for {
 		f, err := os.Open(path)

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -68,6 +69,10 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 		Timeout:         20 * time.Second,
 	}
 	deadline := time.Now().Add(timeout)
+	addr := fmt.Sprintf("127.0.0.1:%d", m.SSHPort)
+	if err := waitBanner(addr, deadline, m.exitedCh()); err != nil {
+		m.t.Fatalf("ssh %s@%s: %v", user, addr, err)
+	}
 	var last error
 	for time.Now().Before(deadline) {
 		select {
@@ -75,7 +80,7 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 			m.t.Fatalf("QEMU exited while waiting for SSH")
 		default:
 		}
-		c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", m.SSHPort), cfg)
+		c, err := ssh.Dial("tcp", addr, cfg)
 		if err == nil {
 			s := &SSH{t: m.t, client: c}
 			m.t.Cleanup(func() { c.Close() })
@@ -87,6 +92,50 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 	}
 	m.t.Fatalf("ssh %s@127.0.0.1:%d: no login within %s: %v", user, m.SSHPort, timeout, last)
 	return nil
+}
+
+// waitBanner returns once an SSH server answers at addr with its banner.
+// QEMU's user network accepts on the host at once and only then connects
+// to the guest, retrying its SYN with a growing back-off while the guest
+// is not up: a client waiting on one connection gets in only at the next
+// retry, seconds after sshd listens. So a new connection is opened every
+// second (the earlier ones kept, for a slow guest that answers late) and
+// the first banner ends the wait: the first login comes within about a
+// second of sshd's start, on any system booted by this harness alike.
+func waitBanner(addr string, deadline time.Time, exited <-chan struct{}) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	found := make(chan struct{})
+	var once sync.Once
+	probe := func() {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err == nil && string(buf) == "SSH-" {
+			once.Do(func() { close(found) })
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		go probe()
+		select {
+		case <-found:
+			return nil
+		case <-exited:
+			return fmt.Errorf("QEMU exited while waiting for SSH")
+		case <-ctx.Done():
+			return fmt.Errorf("no SSH banner by %s", deadline.Format(time.TimeOnly))
+		case <-tick.C:
+		}
+	}
 }
 
 // keepalive closes the connection when the node stops answering (it was
