@@ -129,8 +129,13 @@ func TestImageConfigServices(t *testing.T) {
 			t.Errorf("built-in service %s missing", n)
 		}
 	}
-	if pos["udev"] > pos["network"] || pos["network"] > pos["console"] || pos["syslog"] > pos["console"] || pos["network"] > pos["docker"] {
+	// The console waits for syslog only (sshd answers once the network is
+	// up); docker and ntp wait for the network, the network for udev.
+	if pos["udev"] > pos["network"] || pos["syslog"] > pos["console"] || pos["network"] > pos["docker"] || pos["network"] > pos["ntp"] {
 		t.Errorf("order %v", pos)
+	}
+	if deps := Deps(ordered[pos["console"]], ordered); len(deps) != 1 || deps[0] != "syslog" {
+		t.Errorf("console waits for %v, want syslog only", deps)
 	}
 }
 
