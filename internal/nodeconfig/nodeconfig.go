@@ -164,9 +164,10 @@ func (n *NodeConfig) settle(ctx context.Context) {
 		try := append(append([]config.Layer{}, acc...), l)
 		if len(l.Doc) == 0 {
 			// Nothing to merge (no user config yet, no rancher.* on the
-			// command line): the config stays the one already checked,
-			// and parsing every service again costs a tenth of a second
-			// under emulation.
+			// command line): the config stays what the layers before made
+			// it, so parsing every service again (a tenth of a second
+			// under emulation) would find nothing new. The image's own
+			// services are checked when it is built.
 			acc = try
 			return true
 		}
