@@ -18,7 +18,7 @@ import (
 // networkCmd is the network system service's program: it applies
 // rancher.network from the node's merged config and keeps DHCP leases.
 func networkCmd() *cobra.Command {
-	var cfgPath, resolv, state string
+	var cfgPath, resolv, state, ready string
 	c := &cobra.Command{
 		Use:    "network",
 		Short:  "Configure the network from rancher.network (the network service runs this)",
@@ -36,7 +36,7 @@ func networkCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGTERM, unix.SIGINT)
 			defer stop()
 			lg := slog.New(slog.NewTextHandler(os.Stdout, nil))
-			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Log: lg, StateFile: state}
+			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Log: lg, StateFile: state, ReadyFile: ready}
 			if err := c.Run(ctx); err != nil {
 				return fmt.Errorf("network: %w", err)
 			}
@@ -50,5 +50,6 @@ func networkCmd() *cobra.Command {
 	c.Flags().StringVar(&cfgPath, "config", paths.MergedConfig, "the merged node config")
 	c.Flags().StringVar(&resolv, "resolv-conf", "/etc/resolv.conf", "resolv.conf to write")
 	c.Flags().StringVar(&state, "state", "/run/ros-network/addresses.json", "where the static addresses set are kept, so a change removes those no longer configured (\"\": not kept)")
+	c.Flags().StringVar(&ready, "ready", "/run/ros-network/configured", "written once the static configuration is applied (the docker service waits for it; \"\": not written)")
 	return c
 }

@@ -88,6 +88,10 @@ type Configurator struct {
 	// StateFile keeps the static addresses set on each interface, so the
 	// next run removes those the config no longer has ("": none kept).
 	StateFile string
+	// ReadyFile is written once the static configuration is applied, every
+	// run (DHCP leases may come later): the docker service waits for it
+	// before dockerd picks its bridge's subnet ("": not written).
+	ReadyFile string
 
 	set map[string][]string // interface -> static addresses set on it
 
@@ -152,8 +156,20 @@ func (c *Configurator) Run(ctx context.Context) error {
 	// Kept now, not when Run returns: the DHCP loops last as long as the
 	// service, which may be killed rather than stopped.
 	c.saveState()
+	c.markReady()
 	wg.Wait()
 	return nil
+}
+
+// markReady writes ReadyFile (the time, for whoever looks); a failure is
+// logged: the docker service then starts after its own wait.
+func (c *Configurator) markReady() {
+	if c.ReadyFile == "" {
+		return
+	}
+	if err := os.WriteFile(c.ReadyFile, []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
+		c.log().Error("ready file", "path", c.ReadyFile, "err", err)
+	}
 }
 
 // loadState reads StateFile; a missing or unreadable one is empty (and,

@@ -3,8 +3,10 @@ package network
 import (
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -113,4 +115,20 @@ func TestStateFile(t *testing.T) {
 	if m := c.loadState(); len(m) != 0 {
 		t.Errorf("a damaged file reads as empty: %v", m)
 	}
+}
+
+func TestMarkReady(t *testing.T) {
+	dir := t.TempDir()
+	c := &Configurator{ReadyFile: filepath.Join(dir, "configured")}
+	c.markReady()
+	b, err := os.ReadFile(c.ReadyFile)
+	if err != nil {
+		t.Fatalf("ready file not written: %v", err)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b))); err != nil {
+		t.Errorf("ready file holds %q, not a time: %v", b, err)
+	}
+	// Not written where it cannot be; logged, not fatal.
+	(&Configurator{ReadyFile: filepath.Join(dir, "missing", "configured")}).markReady()
+	(&Configurator{}).markReady()
 }
