@@ -203,6 +203,31 @@ func TestServicesOverSSH(t *testing.T) {
 		s.Eventually("true", 3*time.Minute, func(string) bool { return serviceStates(t, s)["docker"].Health == "healthy" })
 		t.Log("\n" + s.MustRun("sudo ros service list"))
 	})
+	t.Run("docker-start: containerd first, dockerd after the network, both supervised", func(t *testing.T) {
+		s.MustRun("test -s /run/ros-network/configured")
+		const ctrd = "'^containerd --config /etc/docker/containerd.toml'"
+		if out := s.MustRun("ps -o args= -C dockerd"); !strings.Contains(out, "--containerd=/var/run/docker/containerd/containerd.sock") {
+			t.Errorf("dockerd is not connected to docker-start's containerd: %q", out)
+		}
+		log := s.MustRun("sudo cat /var/log/system/docker.log")
+		for _, bad := range []string{"starting managed containerd", "docker-start:"} {
+			if strings.Contains(log, bad) {
+				t.Errorf("docker.log has %q:\n%s", bad, log)
+			}
+		}
+		// Docker's containerd dying ends the service, which is restarted
+		// whole: the engine answers again, on a new containerd.
+		old := strings.TrimSpace(s.MustRun("pgrep -f " + ctrd))
+		s.MustRun("sudo pkill -KILL -f " + ctrd)
+		s.Eventually("docker info --format '{{.ServerVersion}}' && pgrep -f "+ctrd, 3*time.Minute, func(out string) bool {
+			f := strings.Fields(out)
+			return len(f) == 2 && f[1] != old
+		})
+		if log := s.MustRun("sudo cat /var/log/system/docker.log"); !strings.Contains(log, "docker-start: containerd exited") {
+			t.Errorf("docker.log does not say containerd exited:\n%s", log)
+		}
+		s.Eventually("true", 3*time.Minute, func(string) bool { return serviceStates(t, s)["docker"].Health == "healthy" })
+	})
 	t.Run("user docker load and run", func(t *testing.T) {
 		if out, err := s.RunInput("docker load", bytes.NewReader(helloImage(t))); err != nil {
 			t.Fatalf("docker load: %v\n%s", err, out)
