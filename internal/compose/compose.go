@@ -64,6 +64,10 @@ type Service struct {
 	Conditions map[string]string
 	Health     *Health
 	Ulimits    []Ulimit
+	// CPUShares is the service's CPU weight against the others when the
+	// CPUs are busy (compose's cpu_shares, 1024 a default service's share;
+	// 0: the default).
+	CPUShares  int64
 	After      []string
 	Before     []string
 	Detach     bool // false: a one-shot that must finish before services after it
@@ -98,7 +102,7 @@ var supported = map[string]bool{
 	"network_mode": true, "pid": true, "ipc": true, "uts": true, "devices": true,
 	"restart": true, "depends_on": true, "user": true, "working_dir": true,
 	"read_only": true, "tmpfs": true, "stop_signal": true, "stop_grace_period": true,
-	"labels": true, "container_name": true, "healthcheck": true, "ulimits": true,
+	"labels": true, "container_name": true, "healthcheck": true, "ulimits": true, "cpu_shares": true,
 	"name": true, // the service's key, set by the loader
 }
 
@@ -248,6 +252,10 @@ func convert(sc types.ServiceConfig) (Service, error) {
 		s.Ulimits = append(s.Ulimits, Ulimit{Name: name, Soft: uint64(soft), Hard: uint64(hard)})
 	}
 	sort.Slice(s.Ulimits, func(i, j int) bool { return s.Ulimits[i].Name < s.Ulimits[j].Name })
+	if sc.CPUShares < 0 || sc.CPUShares == 1 || sc.CPUShares > 262144 {
+		return Service{}, fmt.Errorf("%s: cpu_shares %d: want 2 to 262144 (1024: a default service's share)", where, sc.CPUShares)
+	}
+	s.CPUShares = sc.CPUShares
 	sort.Strings(s.DependsOn)
 	s.After = splitList(s.Labels[LabelAfter])
 	s.Before = splitList(s.Labels[LabelBefore])

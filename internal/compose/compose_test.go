@@ -97,3 +97,19 @@ func TestHashChangesWithDefinition(t *testing.T) {
 		t.Fatal("different commands gave the same hash")
 	}
 }
+
+func TestParseCPUShares(t *testing.T) {
+	ss, err := parseYAML(t, "a:\n  image: x\n  cpu_shares: 4096\nb:\n  image: x\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ss[0].CPUShares != 4096 || ss[1].CPUShares != 0 {
+		t.Fatalf("cpu shares %d, %d; want 4096, 0 (unset)", ss[0].CPUShares, ss[1].CPUShares)
+	}
+	for _, bad := range []string{"1", "-5", "300000"} {
+		if _, err := parseYAML(t, "a:\n  image: x\n  cpu_shares: "+bad+"\n"); err == nil ||
+			!strings.Contains(err.Error(), "rancher.services.a: cpu_shares "+bad+": want 2 to 262144") {
+			t.Errorf("cpu_shares %s: err = %v", bad, err)
+		}
+	}
+}

@@ -203,6 +203,17 @@ func TestServicesOverSSH(t *testing.T) {
 		s.Eventually("true", 3*time.Minute, func(string) bool { return serviceStates(t, s)["docker"].Health == "healthy" })
 		t.Log("\n" + s.MustRun("sudo ros service list"))
 	})
+	t.Run("the console's CPU weight", func(t *testing.T) {
+		// cpu_shares 4096 in the built-in config: runc's weight for it is
+		// 303, against 100 for a service without cpu_shares.
+		w := map[string]string{}
+		for _, n := range []string{"console", "syslog"} {
+			w[n] = strings.TrimSpace(s.MustRun("cat /sys/fs/cgroup/system/" + n + "/cpu.weight"))
+		}
+		if w["console"] != "303" || w["syslog"] != "100" {
+			t.Errorf("cpu.weight: console %s, syslog %s; want 303 and 100", w["console"], w["syslog"])
+		}
+	})
 	t.Run("docker-start: containerd first, dockerd after the network, both supervised", func(t *testing.T) {
 		s.MustRun("test -s /run/ros-network/configured")
 		const ctrd = "'^containerd --config /etc/docker/containerd.toml'"

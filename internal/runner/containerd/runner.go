@@ -438,6 +438,9 @@ func specOpts(s compose.Service, opts []oci.SpecOpts) []oci.SpecOpts {
 	if s.ReadOnly {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
+	if s.CPUShares > 0 {
+		opts = append(opts, oci.WithCPUShares(uint64(s.CPUShares)))
+	}
 	if len(s.Ulimits) > 0 {
 		opts = append(opts, withRlimits(s.Ulimits))
 	}
