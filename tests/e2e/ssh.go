@@ -99,15 +99,19 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 // to the guest, retrying its SYN with a growing back-off while the guest
 // is not up: a client waiting on one connection gets in only at the next
 // retry, seconds after sshd listens. So a new connection is opened every
-// second (the earlier ones kept, for a slow guest that answers late) and
-// the first banner ends the wait: the first login comes within about a
-// second of sshd's start, on any system booted by this harness alike.
+// second and the first banner ends the wait: the first login comes within
+// about a second of sshd's start, on any system booted by this harness
+// alike. Only the last openProbes are kept (a slow guest may take seconds
+// to answer one): with every one kept, the dozen or more still retrying
+// when sshd came up each reached it, and each cost the guest an
+// sshd-session process while the login was under way.
 func waitBanner(addr string, deadline time.Time, exited <-chan struct{}) error {
+	const openProbes = 3
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	found := make(chan struct{})
 	var once sync.Once
-	probe := func() {
+	probe := func(ctx context.Context) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -122,10 +126,17 @@ func waitBanner(addr string, deadline time.Time, exited <-chan struct{}) error {
 			once.Do(func() { close(found) })
 		}
 	}
+	var open []context.CancelFunc
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		go probe()
+		if len(open) == openProbes {
+			open[0]()
+			open = open[1:]
+		}
+		pctx, pcancel := context.WithCancel(ctx)
+		open = append(open, pcancel)
+		go probe(pctx)
 		select {
 		case <-found:
 			return nil
