@@ -7,6 +7,7 @@ import (
 
 	"github.com/rosos/ros/config"
 	"github.com/rosos/ros/internal/compose"
+	ctrdrunner "github.com/rosos/ros/internal/runner/containerd"
 )
 
 func TestKubernetesArgs(t *testing.T) {
@@ -48,5 +49,32 @@ func TestKubernetesConfigChangesTheHash(t *testing.T) {
 	}
 	if a.Hash == b.Hash {
 		t.Fatal("node_ip changed and the hash did not")
+	}
+}
+
+// rancher.docker's flags go after the image's command (docker-start
+// dockerd ...), which hands them to dockerd; args replaces the whole
+// command line.
+func TestDockerFlags(t *testing.T) {
+	img := "rosos/docker:v"
+	d := &Daemon{runner: &ctrdrunner.Runner{Preloaded: map[string]ctrdrunner.Preloaded{
+		"docker.io/rosos/docker:v": {Ref: img, Cmd: []string{"/usr/local/bin/docker-start", "dockerd", "--data-root=/d"}},
+	}}}
+	s := compose.Service{Name: "docker", Image: img}
+	cfg := config.Config{Rancher: config.Rancher{Docker: config.Docker{StorageDriver: "vfs", ExtraArgs: []string{"--debug"}}}}
+	if err := d.adjust(&s, cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/usr/local/bin/docker-start", "dockerd", "--data-root=/d", "--storage-driver=vfs", "--debug"}
+	if !slices.Equal(s.Command, want) || len(s.Entrypoint) != 0 {
+		t.Errorf("extra_args: command %q entrypoint %q; want %q", s.Command, s.Entrypoint, want)
+	}
+	s = compose.Service{Name: "docker", Image: img}
+	cfg.Rancher.Docker = config.Docker{Args: []string{"dockerd", "--iptables=false"}}
+	if err := d.adjust(&s, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"dockerd", "--iptables=false"}; !slices.Equal(s.Command, want) {
+		t.Errorf("args: command %q; want %q", s.Command, want)
 	}
 }
