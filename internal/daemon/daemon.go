@@ -197,10 +197,14 @@ func (d *Daemon) applyBoot(ctx context.Context, cfg config.Config, defs []compos
 	if err := host.PublishConfig(cfg); err != nil {
 		d.problemf("publish: %v", err)
 	}
+	if err := host.PrepareHome(paths.RancherHome, paths.RancherUID); err != nil {
+		d.problemf("home of rancher: %v", err)
+	}
 	if err := host.AuthorizeKeys(paths.RancherHome, paths.RancherUID, cfg.SSHAuthorizedKeys); err != nil {
 		d.problemf("ssh_authorized_keys: %v", err)
 	}
 	d.host.HostKeys(cfg.Rancher.SSH.Keys)
+	d.host.MakeHostKeys(paths.SSHHostKeys)
 	d.host.Modules(cfg.Rancher.Modules)
 	d.host.Sysctl(cfg.Rancher.Sysctl)
 	d.host.Mounts(cfg.Mounts)

@@ -45,6 +45,20 @@ func PublishConfig(cfg config.Config) error {
 	return config.WriteAtomic(paths.MergedConfig, b, 0o600)
 }
 
+// PrepareHome makes the login user's home (persistent, on /home) if it
+// is not there, owned by uid (and the group of the same number) with
+// mode 0750, as the console expects it. The console copies its
+// /etc/skel into a home that has neither .bashrc nor .profile.
+func PrepareHome(home string, uid int) error {
+	if err := os.MkdirAll(home, 0o750); err != nil {
+		return err
+	}
+	if err := os.Chown(home, uid, uid); err != nil {
+		return err
+	}
+	return os.Chmod(home, 0o750)
+}
+
 // AuthorizeKeys writes keys as the login user's authorized_keys (in home,
 // owned by uid), replacing what was there: the config is the truth.
 func AuthorizeKeys(home string, uid int, keys []string) error {

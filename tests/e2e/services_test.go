@@ -184,6 +184,26 @@ func TestServicesOverSSH(t *testing.T) {
 			t.Errorf("hostname %q, want e2e-node (local-hostname of the seed)", h)
 		}
 	})
+	t.Run("host keys made by the manager, the home from skel", func(t *testing.T) {
+		// The first boot's host keys are made by the service manager before
+		// the console starts, not by ssh-keygen in the console, and sshd
+		// serves them.
+		pub := strings.Fields(s.MustRun("cat /var/lib/rancher/ssh/ssh_host_ed25519_key.pub"))
+		if len(pub) != 3 || pub[0] != "ssh-ed25519" || pub[2] != "root@e2e-node" {
+			t.Errorf("ssh_host_ed25519_key.pub: %q, want ssh-ed25519 <key> root@e2e-node", pub)
+		}
+		if out := s.MustRun("sudo grep -c 'console: made SSH host key' /var/log/system/console.log || true"); strings.TrimSpace(out) != "0" {
+			t.Errorf("the console made host keys itself (%s)", strings.TrimSpace(out))
+		}
+		if len(pub) > 1 {
+			if out := s.MustRun("ssh-keyscan -t ed25519 10.0.2.15 2>/dev/null"); !strings.Contains(out, pub[1]) {
+				t.Errorf("sshd serves another ed25519 host key than the file's:\n%s", out)
+			}
+		}
+		if out := strings.TrimSpace(s.MustRun("stat -c '%U:%G %a' /home/rancher; stat -c %U /home/rancher/.bashrc")); out != "rancher:rancher 750\nrancher" {
+			t.Errorf("home and its .bashrc: %q, want rancher:rancher 750 and a .bashrc of rancher's", out)
+		}
+	})
 	t.Run("password login not offered", func(t *testing.T) {
 		msg := m.AuthMethods("rancher")
 		if strings.Contains(msg, "password") || strings.Contains(msg, "keyboard-interactive") {
