@@ -70,7 +70,8 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 	}
 	deadline := time.Now().Add(timeout)
 	addr := fmt.Sprintf("127.0.0.1:%d", m.SSHPort)
-	if err := waitBanner(addr, deadline, m.exitedCh()); err != nil {
+	first, err := waitBanner(addr, deadline, m.exitedCh())
+	if err != nil {
 		m.t.Fatalf("ssh %s@%s: %v", user, addr, err)
 	}
 	var last error
@@ -80,7 +81,13 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 			m.t.Fatalf("QEMU exited while waiting for SSH")
 		default:
 		}
-		c, err := ssh.Dial("tcp", addr, cfg)
+		var c *ssh.Client
+		if first != nil {
+			c, err = login(first, addr, cfg, time.Minute)
+			first = nil
+		} else {
+			c, err = ssh.Dial("tcp", addr, cfg)
+		}
 		if err == nil {
 			s := &SSH{t: m.t, client: c}
 			m.t.Cleanup(func() { c.Close() })
@@ -94,7 +101,8 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 	return nil
 }
 
-// waitBanner returns once an SSH server answers at addr with its banner.
+// waitBanner returns the first connection on which an SSH server
+// answered at addr, its banner's first four bytes ("SSH-") read.
 // QEMU's user network accepts on the host at once and only then connects
 // to the guest, retrying its SYN with a growing back-off while the guest
 // is not up: a client waiting on one connection gets in only at the next
@@ -104,27 +112,33 @@ func (m *Machine) SSH(user string, key Key, timeout time.Duration) *SSH {
 // alike. Only the last openProbes are kept (a slow guest may take seconds
 // to answer one): with every one kept, the dozen or more still retrying
 // when sshd came up each reached it, and each cost the guest an
-// sshd-session process while the login was under way.
-func waitBanner(addr string, deadline time.Time, exited <-chan struct{}) error {
+// sshd-session process while the login was under way. The login goes on
+// over the connection that answered, as one client's would: a second
+// connection would cost the guest another sshd-session.
+func waitBanner(addr string, deadline time.Time, exited <-chan struct{}) (net.Conn, error) {
 	const openProbes = 3
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	found := make(chan struct{})
-	var once sync.Once
+	found := make(chan net.Conn, 1)
 	probe := func(ctx context.Context) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return
 		}
-		defer c.Close()
 		stop := context.AfterFunc(ctx, func() { c.Close() })
-		defer stop()
 		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		buf := make([]byte, 4)
-		if _, err := io.ReadFull(c, buf); err == nil && string(buf) == "SSH-" {
-			once.Do(func() { close(found) })
+		if _, err := io.ReadFull(c, buf); err == nil && string(buf) == "SSH-" && stop() {
+			_ = c.SetReadDeadline(time.Time{})
+			select {
+			case found <- c:
+				return
+			default: // another probe answered first
+			}
 		}
+		stop()
+		c.Close()
 	}
 	var open []context.CancelFunc
 	tick := time.NewTicker(time.Second)
@@ -138,15 +152,37 @@ func waitBanner(addr string, deadline time.Time, exited <-chan struct{}) error {
 		open = append(open, pcancel)
 		go probe(pctx)
 		select {
-		case <-found:
-			return nil
+		case c := <-found:
+			return c, nil
 		case <-exited:
-			return fmt.Errorf("QEMU exited while waiting for SSH")
+			return nil, fmt.Errorf("QEMU exited while waiting for SSH")
 		case <-ctx.Done():
-			return fmt.Errorf("no SSH banner by %s", deadline.Format(time.TimeOnly))
+			return nil, fmt.Errorf("no SSH banner by %s", deadline.Format(time.TimeOnly))
 		case <-tick.C:
 		}
 	}
+}
+
+// bannerConn is a connection whose first bytes were read by waitBanner:
+// they are read again before the rest.
+type bannerConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *bannerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// login logs in over a connection that answered with "SSH-" (already
+// read), within timeout.
+func login(c net.Conn, addr string, cfg *ssh.ClientConfig, timeout time.Duration) (*ssh.Client, error) {
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	conn, chans, reqs, err := ssh.NewClientConn(&bannerConn{Conn: c, r: io.MultiReader(strings.NewReader("SSH-"), c)}, addr, cfg)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	return ssh.NewClient(conn, chans, reqs), nil
 }
 
 // keepalive closes the connection when the node stops answering (it was
