@@ -41,11 +41,13 @@ out/bin/ros-init: $(GOSRC)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/ros-init
 out/ros-build: $(GOSRC)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/ros-build
-# containerd, its shim and runc: the versions pinned in go.mod (tool directives).
+# containerd and runc: the versions pinned in go.mod (tool directives); the
+# shim is containerd's runc v2 shim of that version, joining its group's
+# shim patiently (cmd/containerd-shim-runc-v2).
 out/bin/containerd: go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/containerd
-out/bin/containerd-shim-runc-v2: go.mod go.sum
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+out/bin/containerd-shim-runc-v2: $(GOSRC)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ ./cmd/containerd-shim-runc-v2
 out/bin/runc: go.mod go.sum
 	CGO_ENABLED=1 $(GO) build -trimpath -tags "seccomp netgo osusergo static_build" -ldflags "-s -w -extldflags -static" -o $@ github.com/opencontainers/runc
 

@@ -4,7 +4,6 @@ go 1.26.8
 
 tool (
 	github.com/containerd/containerd/v2/cmd/containerd
-	github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 	github.com/containerd/containerd/v2/cmd/ctr
 	github.com/opencontainers/runc
 )
