@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -317,7 +318,7 @@ func (m *Supervisor) healthLoop(ctx context.Context, s compose.Service) {
 	check := func() {
 		cctx, cancel := context.WithTimeout(ctx, h.Timeout)
 		var out lockedTail
-		code, err := m.Runner.Exec(cctx, s.Name, h.Test, nil, &out, &out, false)
+		code, err := m.check(cctx, s, &out)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -357,6 +358,27 @@ func (m *Supervisor) healthLoop(ctx context.Context, s compose.Service) {
 			return
 		}
 	}
+}
+
+// check runs the service's healthcheck once: a `ros probe` from the
+// manager where it can be made from there (hostProbe), anything else in
+// the container.
+func (m *Supervisor) check(ctx context.Context, s compose.Service, out io.Writer) (uint32, error) {
+	root := ""
+	m.mu.Lock()
+	if e := m.svcs[s.Name]; e != nil && e.Pid != 0 {
+		root = "/proc/" + strconv.FormatUint(uint64(e.Pid), 10) + "/root"
+	}
+	m.mu.Unlock()
+	p, err := hostProbe(s, root, s.Health.Test)
+	if err != nil {
+		return m.Runner.Exec(ctx, s.Name, s.Health.Test, nil, out, out, false)
+	}
+	if err := p.Run(ctx, out); err != nil {
+		_, _ = fmt.Fprintln(out, err)
+		return 1, nil
+	}
+	return 0, nil
 }
 
 // lockedTail keeps the last 2 KiB written to it, from two streams.
