@@ -240,6 +240,12 @@ func TestServicesOverSSH(t *testing.T) {
 		if out := s.MustRun("ps -o args= -C dockerd"); !strings.Contains(out, "--containerd=/var/run/docker/containerd/containerd.sock") {
 			t.Errorf("dockerd is not connected to docker-start's containerd: %q", out)
 		}
+		// Docker's containerd is the OS's binary (go.mod's pin), not
+		// Debian's: the docker image has none.
+		want := strings.TrimPrefix(goModVersion(t, "github.com/containerd/containerd/v2"), "v")
+		if got := s.MustRun(`docker version --format '{{range .Server.Components}}{{if eq .Name "containerd"}}{{.Version}}{{end}}{{end}}'`); !strings.HasPrefix(strings.TrimSpace(got), want) {
+			t.Errorf("docker's containerd is %q, want the OS's containerd %s", strings.TrimSpace(got), want)
+		}
 		log := s.MustRun("sudo cat /var/log/system/docker.log")
 		for _, bad := range []string{"starting managed containerd", "docker-start:"} {
 			if strings.Contains(log, bad) {

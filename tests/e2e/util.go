@@ -36,3 +36,21 @@ func buildSetting(t *testing.T, file, key string) string {
 	t.Fatalf("build setting %s: not in %s", key, file)
 	return ""
 }
+
+// goModVersion returns the version go.mod pins module at (a require line):
+// what the image's Go binaries were built from.
+func goModVersion(t *testing.T, module string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	if err != nil {
+		t.Fatalf("go.mod: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(f) >= 2 && f[0] == module {
+			return f[1]
+		}
+	}
+	t.Fatalf("go.mod does not require %s", module)
+	return ""
+}
