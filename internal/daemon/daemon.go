@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/rosos/ros/config"
@@ -206,7 +208,7 @@ func (d *Daemon) applyBoot(ctx context.Context, cfg config.Config, defs []compos
 	d.host.HostKeys(cfg.Rancher.SSH.Keys)
 	d.host.MakeHostKeys(paths.SSHHostKeys)
 	d.host.Modules(cfg.Rancher.Modules)
-	d.host.Sysctl(cfg.Rancher.Sysctl)
+	d.host.Sysctl(bootSysctl(cfg.Rancher.Sysctl, defs))
 	d.host.Mounts(cfg.Mounts)
 	d.host.WriteFiles(cfg.WriteFiles, "", "/")
 	// bootcmd, then rancher.network.pre_cmds: the services (the network's
@@ -224,6 +226,24 @@ func (d *Daemon) applyBoot(ctx context.Context, cfg config.Config, defs []compos
 		}
 		d.mark("bootcmd", "exited")
 	}
+}
+
+// bootSysctl is rancher.sysctl with what the services to start need set
+// before any of them starts. Kubernetes needs IPv4 forwarding, and on
+// before the user's Docker starts: a dockerd that finds it off turns it
+// on itself and sets the FORWARD chain's policy to DROP, which drops the
+// pods' traffic on their bridge (Kubernetes' own rules are nftables
+// tables of their own, which cannot accept what another table drops).
+// Whether the kubernetes service or dockerd got there first was a race at
+// every boot. Kubernetes' installation guides set it at boot for the same
+// reason. A value in rancher.sysctl wins.
+func bootSysctl(user map[string]string, defs []compose.Service) map[string]string {
+	if !slices.ContainsFunc(defs, func(s compose.Service) bool { return s.Name == "kubernetes" }) {
+		return user
+	}
+	kv := map[string]string{"net.ipv4.ip_forward": "1"}
+	maps.Copy(kv, user)
+	return kv
 }
 
 // endOfBoot reads the datasources that need the network, then runs

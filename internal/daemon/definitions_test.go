@@ -78,3 +78,22 @@ func TestDockerFlags(t *testing.T) {
 		t.Errorf("args: command %q; want %q", s.Command, want)
 	}
 }
+
+func TestBootSysctl(t *testing.T) {
+	docker := compose.Service{Name: "docker"}
+	kube := compose.Service{Name: "kubernetes"}
+	user := map[string]string{"vm.swappiness": "10"}
+	if got := bootSysctl(user, []compose.Service{docker}); len(got) != 1 || got["vm.swappiness"] != "10" {
+		t.Errorf("without kubernetes: %v, want the user's alone", got)
+	}
+	got := bootSysctl(user, []compose.Service{docker, kube})
+	if got["net.ipv4.ip_forward"] != "1" || got["vm.swappiness"] != "10" || len(got) != 2 {
+		t.Errorf("with kubernetes: %v, want forwarding on beside the user's", got)
+	}
+	if len(user) != 1 {
+		t.Errorf("the config's map was changed: %v", user)
+	}
+	if got := bootSysctl(map[string]string{"net.ipv4.ip_forward": "0"}, []compose.Service{kube}); got["net.ipv4.ip_forward"] != "0" {
+		t.Errorf("rancher.sysctl's own value: %v, want it kept", got)
+	}
+}

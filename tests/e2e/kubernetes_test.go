@@ -132,6 +132,12 @@ func TestKubernetesSingleNode(t *testing.T) {
 	out := s.Eventually("sudo kubectl get nodes --no-headers 2>&1", kubeReady, nodesReady("node1"))
 	t.Logf("node Ready %s after login:\n%s", time.Since(start).Round(time.Second), out)
 	t.Logf("memory in use: %s MiB", strings.TrimSpace(s.MustRun(`awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)/1024}' /proc/meminfo`)))
+	// Forwarding was on before the user's Docker started, so Docker left
+	// the FORWARD chain's policy alone: a DROP there would drop the pods'
+	// traffic on their bridge.
+	if out := s.MustRun("sudo system-docker exec docker iptables -S FORWARD 2>&1 | head -1"); strings.TrimSpace(out) != "-P FORWARD ACCEPT" {
+		t.Errorf("Docker's FORWARD policy: %q, want -P FORWARD ACCEPT", strings.TrimSpace(out))
+	}
 	// The cluster is in kine's SQLite database; no etcd ran.
 	if out, err := s.Run("sudo test -s /var/lib/rancher/kubernetes/server/db/state.db && ! sudo test -e /var/lib/rancher/kubernetes/server/db/etcd && sudo ros service logs kubernetes 2>&1 | grep -c 'what=kine'"); err != nil {
 		t.Errorf("datastore sqlite: no kine database, or etcd ran: %v\n%s", err, out)
@@ -175,6 +181,9 @@ func TestKubernetesSingleNode(t *testing.T) {
 	m.WaitConsoleFrom(mark, `ros: boot complete`, bootTimeout)
 	s = m.SSH("rancher", key, 10*time.Minute)
 	s.Eventually("sudo kubectl get nodes --no-headers 2>&1", kubeReady, nodesReady("node1"))
+	if out := s.MustRun("sudo system-docker exec docker iptables -S FORWARD 2>&1 | head -1"); strings.TrimSpace(out) != "-P FORWARD ACCEPT" {
+		t.Errorf("after the reboot, Docker's FORWARD policy: %q, want -P FORWARD ACCEPT", strings.TrimSpace(out))
+	}
 	s.Eventually("sudo kubectl exec client -- wget -qO- -T 5 http://web/cgi-bin/host 2>&1", 10*time.Minute, func(o string) bool {
 		return strings.HasPrefix(strings.TrimSpace(o), "web-")
 	})
