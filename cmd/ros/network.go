@@ -36,14 +36,14 @@ func networkCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGTERM, unix.SIGINT)
 			defer stop()
 			lg := slog.New(slog.NewTextHandler(os.Stdout, nil))
-			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Log: lg, StateFile: state, ReadyFile: ready}
+			c := &network.Configurator{Config: cfg.Rancher.Network, ResolvPath: resolv, Log: lg, StateFile: state, ReadyFile: ready,
+				// It stays for the whole uptime: what configuring took
+				// goes back to the kernel now, not in the scavenger's own
+				// time.
+				OnReady: debug.FreeOSMemory}
 			if err := c.Run(ctx); err != nil {
 				return fmt.Errorf("network: %w", err)
 			}
-			// It stays for the whole uptime: what configuring took goes
-			// back to the kernel now, not in the scavenger's own time.
-			debug.FreeOSMemory()
-			<-ctx.Done()
 			return nil
 		},
 	}

@@ -92,6 +92,9 @@ type Configurator struct {
 	// run (DHCP leases may come later): the docker service waits for it
 	// before dockerd picks its bridge's subnet ("": not written).
 	ReadyFile string
+	// OnReady, if set, is called once the interfaces present at the start
+	// are configured (DHCP leases may come later).
+	OnReady func()
 
 	set map[string][]string // interface -> static addresses set on it
 
@@ -107,14 +110,28 @@ func (c *Configurator) log() *slog.Logger {
 	return c.Log
 }
 
-// Run configures every interface present and then keeps the DHCP leases
-// until ctx ends. Failures on one interface are logged and do not stop the
-// others.
+// Run configures every interface present, then every one that appears or
+// is renamed later (a driver udev loads after this service started, a
+// hot-plugged NIC), and keeps the DHCP leases, until ctx ends. Failures on
+// one interface are logged and do not stop the others.
 func (c *Configurator) Run(ctx context.Context) error {
 	c.dhcpDNS, c.dhcpDom = map[string][]string{}, map[string][]string{}
 	c.set = c.loadState()
 	if err := c.writeResolv(); err != nil {
 		c.log().Error("dns", "err", err)
+	}
+	// Subscribed before the first listing, so that a link made between the
+	// two is not missed; the updates of links already configured are
+	// told apart by their index and name.
+	updates := make(chan netlink.LinkUpdate, 64)
+	stop := make(chan struct{})
+	defer close(stop)
+	watching := true
+	if err := netlink.LinkSubscribeWithOptions(updates, stop, netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) { c.log().Error("watch links", "err", err) },
+	}); err != nil {
+		c.log().Error("watch links: interfaces that appear later are not configured", "err", err)
+		watching = false
 	}
 	links, err := netlink.LinkList()
 	if err != nil {
@@ -125,40 +142,124 @@ func (c *Configurator) Run(ctx context.Context) error {
 	if links, err = netlink.LinkList(); err != nil {
 		return fmt.Errorf("network: list interfaces: %w", err)
 	}
-	var wg sync.WaitGroup
+	w := &linkWatch{ctx: ctx, names: map[int]string{}, dhcp: map[int]context.CancelFunc{}}
+	defer w.wg.Wait()
+	defer w.stopAll()
 	for _, l := range links {
-		attrs := l.Attrs()
-		if attrs.Name == "lo" {
-			if err := netlink.LinkSetUp(l); err != nil {
-				c.log().Error("up", "link", "lo", "err", err)
-			}
-			continue
-		}
-		ic, key, ok := matchLink(c.Config.Interfaces, l)
-		if !ok {
-			continue
-		}
-		c.log().Info("configured", "link", attrs.Name, "by", "rancher.network.interfaces["+key+"]")
-		if Enslaved(ic) {
-			continue // up and in its master (createVirtual)
-		}
-		if err := c.static(l, ic); err != nil {
-			c.log().Error("configure", "link", attrs.Name, "err", err)
-		}
-		if ic.DHCP {
-			wg.Add(1)
-			go func(name string) {
-				defer wg.Done()
-				c.dhcp(ctx, name)
-			}(attrs.Name)
-		}
+		c.configure(w, l)
 	}
 	// Kept now, not when Run returns: the DHCP loops last as long as the
 	// service, which may be killed rather than stopped.
 	c.saveState()
 	c.markReady()
-	wg.Wait()
-	return nil
+	if c.OnReady != nil {
+		c.OnReady()
+	}
+	if !watching {
+		<-ctx.Done()
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case u, ok := <-updates:
+			if !ok {
+				c.log().Error("watch links: the kernel's link messages stopped; interfaces that appear later are not configured")
+				<-ctx.Done()
+				return nil
+			}
+			c.update(w, u)
+		}
+	}
+}
+
+// linkWatch is what Run knows of the links it has configured: each
+// link's name by index, and the DHCP loop of each.
+type linkWatch struct {
+	ctx   context.Context
+	names map[int]string
+	dhcp  map[int]context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// forget ends the DHCP loop of the link with index i, if it has one.
+func (w *linkWatch) forget(i int) {
+	if cancel, ok := w.dhcp[i]; ok {
+		cancel()
+		delete(w.dhcp, i)
+	}
+	delete(w.names, i)
+}
+
+func (w *linkWatch) stopAll() {
+	for i := range w.dhcp {
+		w.forget(i)
+	}
+}
+
+// update acts on one link message: a link not seen before, or seen under
+// another name, is configured (a renamed link's DHCP loop starts again
+// under its new name); a removed one's DHCP loop ends.
+func (c *Configurator) update(w *linkWatch, u netlink.LinkUpdate) {
+	if u.Link == nil {
+		return
+	}
+	attrs := u.Link.Attrs()
+	switch u.Header.Type {
+	case unix.RTM_DELLINK:
+		if name, ok := w.names[attrs.Index]; ok {
+			c.log().Info("removed", "link", name)
+			w.forget(attrs.Index)
+		}
+	case unix.RTM_NEWLINK:
+		name, seen := w.names[attrs.Index]
+		if seen && name == attrs.Name {
+			return // a change of state, an address: configured already
+		}
+		if seen {
+			c.log().Info("renamed", "link", attrs.Name, "was", name)
+			w.forget(attrs.Index)
+		}
+		// The message's own copy may be of a moment ago (a rename
+		// under way); the kernel's current one is configured.
+		l, err := netlink.LinkByIndex(attrs.Index)
+		if err != nil {
+			return // gone again
+		}
+		c.joinVirtual(l)
+		c.configure(w, l)
+		c.saveState()
+	}
+}
+
+// configure applies the config that matches the link, if one does:
+// static settings, then a DHCP loop.
+func (c *Configurator) configure(w *linkWatch, l netlink.Link) {
+	attrs := l.Attrs()
+	w.names[attrs.Index] = attrs.Name
+	if attrs.Name == "lo" {
+		if err := netlink.LinkSetUp(l); err != nil {
+			c.log().Error("up", "link", "lo", "err", err)
+		}
+		return
+	}
+	ic, key, ok := matchLink(c.Config.Interfaces, l)
+	if !ok {
+		return
+	}
+	c.log().Info("configured", "link", attrs.Name, "by", "rancher.network.interfaces["+key+"]")
+	if Enslaved(ic) {
+		return // up and in its master (joinVirtual)
+	}
+	if err := c.static(l, ic); err != nil {
+		c.log().Error("configure", "link", attrs.Name, "err", err)
+	}
+	if ic.DHCP {
+		ctx, cancel := context.WithCancel(w.ctx)
+		w.dhcp[attrs.Index] = cancel
+		w.wg.Go(func() { c.dhcp(ctx, attrs.Name) })
+	}
 }
 
 // markReady writes ReadyFile (the time, for whoever looks); a failure is

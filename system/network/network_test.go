@@ -1,10 +1,14 @@
 package network
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,4 +135,140 @@ func TestMarkReady(t *testing.T) {
 	// Not written where it cannot be; logged, not fatal.
 	(&Configurator{ReadyFile: filepath.Join(dir, "missing", "configured")}).markReady()
 	(&Configurator{}).markReady()
+}
+
+// TestWatchLinks runs the Configurator in a network namespace of its own
+// (a child process made with CLONE_NEWNET, so that no thread of it can
+// touch the host's links): a link present at the start is configured, and
+// so are a link made after the ready file was written and a link renamed
+// into a name the config matches.
+func TestWatchLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a network namespace and links need root")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchLinksHelper$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "ROS_NETWORK_WATCH_HELPER="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	out, err := cmd.CombinedOutput()
+	t.Logf("helper:\n%s", out)
+	if err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestWatchLinksHelper") {
+		t.Fatal("the helper did not run")
+	}
+}
+
+func TestWatchLinksHelper(t *testing.T) {
+	dir := os.Getenv("ROS_NETWORK_WATCH_HELPER")
+	if dir == "" {
+		t.Skip("run by TestWatchLinks in a network namespace of its own")
+	}
+	// Bridges stand in for NICs: every kernel has them (dummy links
+	// are a module that not every build machine has).
+	addLink := func(name string) {
+		t.Helper()
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+			t.Fatalf("add link %s: %v", name, err)
+		}
+	}
+	addLink("early0")
+	c := &Configurator{
+		Config: config.Network{Interfaces: map[string]config.Interface{
+			"early0": {Address: "10.91.0.1/24"},
+			"late*":  {Address: "10.92.0.1/24", MTU: 1400},
+		}},
+		ResolvPath: filepath.Join(dir, "resolv.conf"),
+		ReadyFile:  filepath.Join(dir, "configured"),
+		StateFile:  filepath.Join(dir, "addresses.json"),
+		Log:        slog.New(slog.NewTextHandler(os.Stdout, nil)),
+	}
+	ready := make(chan struct{})
+	c.OnReady = func() { close(ready) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not ready after 30 s")
+	}
+	hasAddr := func(name, want string) bool {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return false
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return false
+		}
+		for _, a := range addrs {
+			if a.IPNet.String() == want {
+				return l.Attrs().Flags&net.FlagUp != 0
+			}
+		}
+		return false
+	}
+	waitAddr := func(name, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !hasAddr(name, want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is not up with %s 10 s after it appeared", name, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !hasAddr("early0", "10.91.0.1/24") {
+		t.Fatal("early0, present at the start, is not configured when the ready file is written")
+	}
+	if _, err := os.Stat(c.ReadyFile); err != nil {
+		t.Fatalf("ready file: %v", err)
+	}
+
+	addLink("late1")
+	waitAddr("late1", "10.92.0.1/24")
+	if l, _ := netlink.LinkByName("late1"); l.Attrs().MTU != 1400 {
+		t.Errorf("late1: MTU %d, want 1400", l.Attrs().MTU)
+	}
+
+	addLink("other0") // matches nothing: left alone
+	other, err := netlink.LinkByName("other0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if hasAddr("other0", "10.92.0.1/24") {
+		t.Fatal("other0 matches no entry and was configured")
+	}
+	if err := netlink.LinkSetName(other, "late2"); err != nil {
+		t.Fatal(err)
+	}
+	waitAddr("late2", "10.92.0.1/24")
+
+	// The state file is written after each late link's addresses.
+	for _, name := range []string{"early0", "late1", "late2"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(c.StateFile)
+			if strings.Contains(string(b), `"`+name+`"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("state file %s has no %s", b, name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return 10 s after its context ended")
+	}
 }

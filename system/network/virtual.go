@@ -128,36 +128,42 @@ func (c *Configurator) createVirtual(links []netlink.Link) {
 		}
 	}
 	for _, l := range links {
-		attrs := l.Attrs()
-		ic, _, ok := matchLink(c.Config.Interfaces, l)
-		if !ok {
-			continue
+		c.joinVirtual(l)
+	}
+}
+
+// joinVirtual puts the link in the bond or bridge its entry names and
+// makes its VLANs.
+func (c *Configurator) joinVirtual(l netlink.Link) {
+	attrs := l.Attrs()
+	ic, _, ok := matchLink(c.Config.Interfaces, l)
+	if !ok {
+		return
+	}
+	master := ic.Bond
+	if master == "" && Enslaved(ic) {
+		master = ic.Bridge
+	}
+	if master != "" {
+		if err := enslave(l, master); err != nil {
+			c.log().Error("configure", "link", attrs.Name, "err", err)
+		} else {
+			c.log().Info("enslaved", "link", attrs.Name, "master", master)
 		}
-		master := ic.Bond
-		if master == "" && Enslaved(ic) {
-			master = ic.Bridge
+	}
+	vlans, _ := config.ParseVlans(ic.Vlans)
+	for _, vl := range vlans {
+		name := vl.Name
+		if name == "" {
+			name = fmt.Sprintf("%s.%d", attrs.Name, vl.ID)
 		}
-		if master != "" {
-			if err := enslave(l, master); err != nil {
-				c.log().Error("configure", "link", attrs.Name, "err", err)
-			} else {
-				c.log().Info("enslaved", "link", attrs.Name, "master", master)
-			}
+		if err := netlink.LinkSetUp(l); err != nil {
+			c.log().Error("up", "link", attrs.Name, "err", err)
 		}
-		vlans, _ := config.ParseVlans(ic.Vlans)
-		for _, vl := range vlans {
-			name := vl.Name
-			if name == "" {
-				name = fmt.Sprintf("%s.%d", attrs.Name, vl.ID)
-			}
-			if err := netlink.LinkSetUp(l); err != nil {
-				c.log().Error("up", "link", attrs.Name, "err", err)
-			}
-			if err := addLink(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: attrs.Index}, VlanId: vl.ID}); err != nil {
-				c.log().Error("configure", "link", name, "err", err)
-			} else {
-				c.log().Info("vlan", "link", name, "id", vl.ID, "parent", attrs.Name)
-			}
+		if err := addLink(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: attrs.Index}, VlanId: vl.ID}); err != nil {
+			c.log().Error("configure", "link", name, "err", err)
+		} else {
+			c.log().Info("vlan", "link", name, "id", vl.ID, "parent", attrs.Name)
 		}
 	}
 }
