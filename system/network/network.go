@@ -205,7 +205,7 @@ func (c *Configurator) update(w *linkWatch, u netlink.LinkUpdate) {
 	if u.Link == nil {
 		return
 	}
-	attrs := u.Link.Attrs()
+	attrs := u.Attrs()
 	switch u.Header.Type {
 	case unix.RTM_DELLINK:
 		if name, ok := w.names[attrs.Index]; ok {
