@@ -72,7 +72,11 @@ func Run() error {
 
 	// System containerd needs none of the boot's modules (stage 1 loaded
 	// overlay), so they load while it starts; the services need them
-	// (virtio_net, bridge, netfilter), so the manager waits for them.
+	// (virtio_net, bridge, netfilter), so the manager waits for them. The
+	// manager does not wait for containerd: it reads the config and the
+	// service definitions while containerd starts (both are seconds of
+	// CPU under emulation, and the two vCPUs share them), and waits for
+	// the socket itself before its first container.
 	in.log.Stage("start system containerd; load kernel modules beside it")
 	modsDone := make(chan struct{})
 	go func() {
@@ -86,15 +90,15 @@ func Run() error {
 		in.watchPowerButton() // the button's driver is one of them
 	}()
 	in.ctrd = in.startContainerd()
-	if err := waitSocket(paths.ContainerdSock, 60*time.Second); err != nil {
-		return in.fail(fmt.Errorf("system containerd did not come up: %w (see /var/log/system-containerd.log)", err))
-	}
-	in.log.Printf("system containerd is up on %s", paths.ContainerdSock)
 	<-modsDone
 
 	in.log.Stage("start the service manager")
 	ready := make(chan Ready, 4)
 	in.manager = in.superviseManager(ready)
+	if err := waitSocket(paths.ContainerdSock, 60*time.Second); err != nil {
+		return in.fail(fmt.Errorf("system containerd did not come up: %w (see /var/log/system-containerd.log)", err))
+	}
+	in.log.Printf("system containerd is up on %s", paths.ContainerdSock)
 	if err := in.log.Save(paths.Timeline); err != nil {
 		in.log.Printf("warning: boot timeline: %v", err)
 	}

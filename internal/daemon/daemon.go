@@ -60,17 +60,15 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 	if _, err := os.Stat(paths.ManagerStarted); err == nil {
 		d.restarted = true
 	}
-	d.step("1 connect to containerd, find the preloaded images")
-	cl, err := ctrdrunner.Connect(paths.ContainerdSock)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = cl.Close() }()
+	// The config and the service definitions need no containerd: they are
+	// read while PID 1's containerd starts, and the manager waits for its
+	// socket only before its first container (bootcmd's or a service's).
+	d.step("1 find the preloaded images")
 	pre, err := ctrdrunner.LoadPreloaded(paths.ImagesDir)
 	if err != nil {
 		d.consolef("preloaded images: %v", err)
 	}
-	d.runner = &ctrdrunner.Runner{Client: cl, LogDir: paths.SystemLogDir, Preloaded: pre, RootDir: paths.RootsDir}
+	d.runner = &ctrdrunner.Runner{LogDir: paths.SystemLogDir, Preloaded: pre, RootDir: paths.RootsDir}
 	d.log.Info("preloaded images", "count", len(pre), "dir", paths.ImagesDir)
 	if d.restarted {
 		d.log.Info("restarted: adopting the running services")
@@ -92,8 +90,21 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 		return err
 	}
 	if !d.restarted {
-		d.step("4 apply the boot config (modules, mounts, files, keys, bootcmd)")
-		d.applyBoot(ctx, cfg, defs)
+		d.step("4 apply the boot config (modules, mounts, files, keys)")
+		d.applyBoot(cfg, defs)
+	}
+	d.step("5 connect to containerd (wait for its start)")
+	if err := ctrdrunner.WaitSocket(ctx, paths.ContainerdSock, 60*time.Second); err != nil {
+		return err
+	}
+	cl, err := ctrdrunner.Connect(paths.ContainerdSock)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cl.Close() }()
+	d.runner.Client = cl
+	if !d.restarted {
+		d.bootcmd(ctx, cfg, defs)
 		if err := os.WriteFile(paths.ManagerStarted, nil, 0o644); err != nil {
 			d.log.Error("marker", "path", paths.ManagerStarted, "err", err)
 		}
@@ -107,7 +118,7 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 		}
 	}()
 	go d.host.RotateLoop(ctx, paths.SystemLogDir, time.Minute)
-	d.step("5 start the services")
+	d.step("6 start the services")
 	if err := d.sup.Start(ctx, defs, sources); err != nil {
 		return err
 	}
@@ -190,9 +201,9 @@ func (d *Daemon) valid(ctx context.Context, cfg config.Config) error {
 	return err
 }
 
-// applyBoot applies the config's boot-time keys, before the services
-// start.
-func (d *Daemon) applyBoot(ctx context.Context, cfg config.Config, defs []compose.Service) {
+// applyBoot applies the config's boot-time keys that need no container,
+// before the services start.
+func (d *Daemon) applyBoot(cfg config.Config, defs []compose.Service) {
 	if err := host.SetHostname(cfg.Hostname); err != nil {
 		d.problemf("hostname: %v", err)
 	}
@@ -211,6 +222,11 @@ func (d *Daemon) applyBoot(ctx context.Context, cfg config.Config, defs []compos
 	d.host.Sysctl(bootSysctl(cfg.Rancher.Sysctl, defs))
 	d.host.Mounts(cfg.Mounts)
 	d.host.WriteFiles(cfg.WriteFiles, "", "/")
+}
+
+// bootcmd runs bootcmd and rancher.network.pre_cmds in a container, once
+// containerd is up and before the services start.
+func (d *Daemon) bootcmd(ctx context.Context, cfg config.Config, defs []compose.Service) {
 	// bootcmd, then rancher.network.pre_cmds: the services (the network's
 	// included) have not started yet.
 	if body := host.Script(cfg.Bootcmd) + host.Script(host.ShellCommands(cfg.Rancher.Network.PreCmds)); body != "" {

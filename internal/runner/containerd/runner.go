@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -554,6 +555,31 @@ func (r *Runner) Exec(ctx context.Context, name string, args []string, stdin io.
 	case <-ctx.Done():
 		_ = p.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
 		return 0, ctx.Err()
+	}
+}
+
+// WaitSocket waits until sock accepts a connection: system containerd is
+// serving. The manager starts beside containerd and waits here, polling
+// often, rather than letting gRPC find the socket with its reconnect
+// back-off (a second at first).
+func WaitSocket(ctx context.Context, sock string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "unix", sock)
+		if err == nil {
+			return c.Close()
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for system containerd at %s: %w", sock, ctx.Err())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("system containerd at %s did not answer in %s: %w", sock, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
