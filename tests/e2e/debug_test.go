@@ -23,7 +23,8 @@ func TestDebug(t *testing.T) {
 	}
 	key := NewKey(t)
 	// ROS_DEBUG_CONFIG: more cloud-config (a file) for the node;
-	// ROS_DEBUG_MEMORY: the guest's MiB.
+	// ROS_DEBUG_MEMORY: the guest's MiB; ROS_DEBUG_SERIAL: a file for
+	// the serial console, written at quit.
 	extra := ""
 	if f := os.Getenv("ROS_DEBUG_CONFIG"); f != "" {
 		b, err := os.ReadFile(f)
@@ -67,6 +68,12 @@ func TestDebug(t *testing.T) {
 				line := sc.Text()
 				if line == "quit" {
 					f.Close()
+					// ROS_DEBUG_SERIAL: a file to keep the serial console in.
+					if sp := os.Getenv("ROS_DEBUG_SERIAL"); sp != "" {
+						if err := os.WriteFile(sp, []byte(m.Console()), 0o644); err != nil {
+							t.Error(err)
+						}
+					}
 					return
 				}
 				out, err := s.Run(line)
