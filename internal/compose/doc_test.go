@@ -111,7 +111,7 @@ func TestCatalogParses(t *testing.T) {
 }
 
 // The built-in services of the image parse, in an order that starts the
-// console and the network at once and docker after udev.
+// console and the network first, alone, and the others after them.
 func TestImageConfigServices(t *testing.T) {
 	ss, err := Parse(context.Background(), imageServices(t), map[string]string{"VERSION": "v1"})
 	if err != nil {
@@ -131,13 +131,15 @@ func TestImageConfigServices(t *testing.T) {
 		}
 	}
 	// The console and the network wait for no service (sshd answers once
-	// the network is up; the network configures links as udev renames
-	// them); ntp waits for the network; docker for udev (docker-start
-	// waits for the network's static configuration itself).
-	if pos["udev"] > pos["docker"] || pos["network"] > pos["ntp"] {
-		t.Errorf("order %v", pos)
-	}
-	for name, want := range map[string][]string{"console": nil, "docker": {"udev"}, "network": nil} {
+	// the network is up; the network configures links as they appear);
+	// udev, syslog and docker wait for the console, so the login's two
+	// services start alone (docker-start waits for the network's static
+	// configuration itself); ntp waits for the network, acpid for udev.
+	for name, want := range map[string][]string{
+		"console": nil, "network": nil,
+		"udev": {"console"}, "syslog": {"console"}, "docker": {"console"},
+		"ntp": {"network"}, "acpid": {"udev"},
+	} {
 		if deps := Deps(ordered[pos[name]], ordered); !slices.Equal(deps, want) {
 			t.Errorf("%s waits for %v, want %v", name, deps, want)
 		}
