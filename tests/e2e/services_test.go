@@ -252,10 +252,31 @@ func TestServicesOverSSH(t *testing.T) {
 				t.Errorf("docker.log has %q:\n%s", bad, log)
 			}
 		}
+		// The API socket is bound by docker-start (ros listen) and passed
+		// to dockerd: socket activation, as Debian's docker.socket.
+		if out := strings.TrimSpace(s.MustRun("stat -c '%U:%G %a %F' /var/run/docker.sock")); out != "root:docker 660 socket" {
+			t.Errorf("/var/run/docker.sock: %q, want root:docker 660 socket", out)
+		}
+		if out := s.MustRun("ps -o args= -C dockerd"); !strings.Contains(out, "--host=fd://") {
+			t.Errorf("dockerd does not take its socket from docker-start: %q", out)
+		}
 		// Docker's containerd dying ends the service, which is restarted
-		// whole: the engine answers again, on a new containerd.
+		// whole: the engine answers again, on a new containerd. A client
+		// that connects as soon as the new run has bound the socket waits
+		// for the engine (it is not refused): it began before dockerd's
+		// "API listen" and got an answer.
 		old := strings.TrimSpace(s.MustRun("pgrep -f " + ctrd))
-		s.MustRun("sudo pkill -KILL -f " + ctrd)
+		out := s.MustRun("inode=$(stat -c %i /var/run/docker.sock); sudo pkill -KILL -f " + ctrd + `
+for i in $(seq 1200); do n=$(stat -c %i /var/run/docker.sock 2>/dev/null); [ -n "$n" ] && [ "$n" != "$inode" ] && break; sleep 0.1; done
+t0=$(date +%s.%N); v=$(docker info --format '{{.ServerVersion}}' 2>&1); echo "$t0 $v"
+sudo grep 'API listen' /var/log/system/docker.log | tail -1 | sed 's/^.*time="\([^"]*\)".*$/\1/' | xargs -r -I{} date -d {} +%s.%N`)
+		if f := strings.Fields(out); len(f) != 3 || !strings.HasPrefix(f[1], "26.") {
+			t.Errorf("docker info while the engine restarts: %q, want its start time, the engine's version and its API's time", out)
+		} else if began, api := parseFloat(t, f[0]), parseFloat(t, f[2]); began >= api {
+			t.Errorf("docker info began at %.2f, after the engine's API listened at %.2f: nothing shows it waited", began, api)
+		} else {
+			t.Logf("docker info waited %.1fs for the restarting engine", api-began)
+		}
 		s.Eventually("docker info --format '{{.ServerVersion}}' && pgrep -f "+ctrd, 3*time.Minute, func(out string) bool {
 			f := strings.Fields(out)
 			return len(f) == 2 && f[1] != old

@@ -7,11 +7,22 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// parseFloat reads a number a node printed, failing the test if it is not.
+func parseFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return f
+}
 
 func regexpLines(s, pattern string) []string {
 	return regexp.MustCompile(pattern).FindAllString(s, -1)
