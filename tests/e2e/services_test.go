@@ -224,14 +224,15 @@ func TestServicesOverSSH(t *testing.T) {
 		t.Log("\n" + s.MustRun("sudo ros service list"))
 	})
 	t.Run("the console's CPU weight", func(t *testing.T) {
-		// cpu_shares 4096 in the built-in config: runc's weight for it is
-		// 303, against 100 for a service without cpu_shares.
+		// cpu_shares 4096 for the console in the built-in config: runc's
+		// weight for it is 303, against 100 for a service without
+		// cpu_shares; udev's 128 (its coldplug yields) is 5.
 		w := map[string]string{}
-		for _, n := range []string{"console", "syslog"} {
+		for _, n := range []string{"console", "syslog", "udev"} {
 			w[n] = strings.TrimSpace(s.MustRun("cat /sys/fs/cgroup/system/" + n + "/cpu.weight"))
 		}
-		if w["console"] != "303" || w["syslog"] != "100" {
-			t.Errorf("cpu.weight: console %s, syslog %s; want 303 and 100", w["console"], w["syslog"])
+		if w["console"] != "303" || w["syslog"] != "100" || w["udev"] != "5" {
+			t.Errorf("cpu.weight: console %s, syslog %s, udev %s; want 303, 100 and 5", w["console"], w["syslog"], w["udev"])
 		}
 	})
 	t.Run("docker-start: containerd first, dockerd after the network, both supervised", func(t *testing.T) {
