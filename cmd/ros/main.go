@@ -1,13 +1,6 @@
 // Command ros is the node's command line and its service manager
 // (`ros service-manager`, started by PID 1). The init (stage 1, PID 1,
 // modprobe) is cmd/ros-init.
-//
-// The runtime's cgroup-aware GOMAXPROCS is off: it keeps the cgroup's CPU
-// limit file open for the process's life, on the lowest free descriptor,
-// and `ros listen` needs descriptor 3 free for the socket it passes on.
-// Nothing of the node's runs ros under a CPU quota.
-//
-//go:debug containermaxprocs=0
 package main
 
 import (
@@ -51,7 +44,7 @@ func root() *cobra.Command {
 		Example: "  ros service list\n  ros config set rancher.network.dns.nameservers '[1.1.1.1]'\n" +
 			"  ros os upgrade --image registry.example:5000/rosos/os:v1.2.0",
 	}
-	c.AddCommand(versionCmd(), probeCmd(), listenCmd(), rebootCmd(), poweroffCmd(), haltCmd(), serviceManagerCmd(), networkCmd(), serviceCmd(), configCmd(), osCmd(), installCmd(), bootCmd())
+	c.AddCommand(versionCmd(), probeCmd(), rebootCmd(), poweroffCmd(), haltCmd(), serviceManagerCmd(), networkCmd(), serviceCmd(), configCmd(), osCmd(), installCmd(), bootCmd())
 	c.DisableAutoGenTag = true // docs/ros.md stays the same from one day to the next
 	c.InitDefaultCompletionCmd()
 	return c

@@ -253,7 +253,7 @@ func TestServicesOverSSH(t *testing.T) {
 				t.Errorf("docker.log has %q:\n%s", bad, log)
 			}
 		}
-		// The API socket is bound by docker-start (ros listen) and passed
+		// The API socket is bound by ros-init listen (docker-start) and passed
 		// to dockerd: socket activation, as Debian's docker.socket.
 		if out := strings.TrimSpace(s.MustRun("stat -c '%U:%G %a %F' /var/run/docker.sock")); out != "root:docker 660 socket" {
 			t.Errorf("/var/run/docker.sock: %q, want root:docker 660 socket", out)

@@ -1,4 +1,8 @@
-package main
+// The test binary is the listen command too (ROS_TEST_RUN=listen): the
+// runtime must leave descriptor 3 free, as in ros-init.
+//
+//go:debug containermaxprocs=0
+package activation
 
 import (
 	"bufio"
@@ -12,19 +16,20 @@ import (
 	"time"
 )
 
-// TestMain lets a test run this binary as the ros command line
-// (ROS_TEST_RUN=ros) or as a socket-activated program (ROS_TEST_RUN=activated).
+// TestMain lets a test run this binary as `ros-init listen`
+// (ROS_TEST_RUN=listen) or as a socket-activated program
+// (ROS_TEST_RUN=activated).
 func TestMain(m *testing.M) {
 	switch os.Getenv("ROS_TEST_RUN") {
-	case "ros":
-		os.Exit(run(os.Args[1:]))
+	case "listen":
+		os.Exit(Main(os.Args[1:], os.Stderr))
 	case "activated":
 		os.Exit(activated())
 	}
 	os.Exit(m.Run())
 }
 
-// activated is a program started by ros listen: it checks systemd's
+// activated is a program started by listen: it checks systemd's
 // variables as go-systemd's activation.Listeners does, and answers one
 // connection on descriptor 3 with what it found.
 func activated() int {
@@ -46,7 +51,7 @@ func activated() int {
 	return 0
 }
 
-func TestListenActivates(t *testing.T) {
+func TestMainActivates(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "run", "app.sock")
 	// A stale socket from an earlier run is replaced.
@@ -61,11 +66,11 @@ func TestListenActivates(t *testing.T) {
 	stale.Close()
 
 	gid := os.Getgid()
-	// ros listen execs the program, which must find ROS_TEST_RUN=activated:
+	// listen execs the program, which must find ROS_TEST_RUN=activated:
 	// env(1) sets it. LISTEN_FDS from the caller is replaced.
-	cmd := exec.Command(os.Args[0], "listen", "--unix", sock, "--group", strconv.Itoa(gid), "--mode", "0640", "--",
+	cmd := exec.Command(os.Args[0], "--unix", sock, "--group", strconv.Itoa(gid), "--mode", "0640", "--",
 		"env", "ROS_TEST_RUN=activated", os.Args[0])
-	cmd.Env = append(os.Environ(), "ROS_TEST_RUN=ros", "LISTEN_FDS=7")
+	cmd.Env = append(os.Environ(), "ROS_TEST_RUN=listen", "LISTEN_FDS=7")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -82,7 +87,7 @@ func TestListenActivates(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dial %s: %v (ros listen: %s)", sock, err, stderr.String())
+			t.Fatalf("dial %s: %v (listen: %s)", sock, err, stderr.String())
 		}
 	}
 	defer c.Close()
@@ -91,7 +96,7 @@ func TestListenActivates(t *testing.T) {
 		t.Fatalf("the program answered %q, %v; want \"activated app.sock\" (stderr: %s)", line, err, stderr.String())
 	}
 	if err := <-done; err != nil {
-		t.Fatalf("ros listen's program: %v: %s", err, stderr.String())
+		t.Fatalf("listen's program: %v: %s", err, stderr.String())
 	}
 	fi, err := os.Stat(sock)
 	if err != nil {
@@ -102,7 +107,7 @@ func TestListenActivates(t *testing.T) {
 	}
 }
 
-func TestListenRefuses(t *testing.T) {
+func TestMainRefuses(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "not-a-socket")
 	if err := os.WriteFile(file, []byte("keep me"), 0o644); err != nil {
@@ -113,30 +118,32 @@ func TestListenRefuses(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"listen", "--unix", file, "--", "true"}, "exists and is not a socket"},
-		{[]string{"listen", "--unix", sock, "--group", "no-such-group-here", "--", "true"}, `group "no-such-group-here"`},
-		{[]string{"listen", "--unix", sock, "--", "/no/such/program"}, "/no/such/program"},
-		{[]string{"listen", "--", "true"}, "--unix PATH is required"},
+		{[]string{"--unix", file, "--", "true"}, "exists and is not a socket"},
+		{[]string{"--unix", sock, "--group", "no-such-group-here", "--", "true"}, `group "no-such-group-here"`},
+		{[]string{"--unix", sock, "--", "/no/such/program"}, "/no/such/program"},
+		{[]string{"--unix", sock, "--mode", "rw", "--", "true"}, `--mode "rw"`},
+		{[]string{"--unix", sock}, "no COMMAND"},
+		{[]string{"--", "true"}, "--unix PATH is required"},
 	} {
 		cmd := exec.Command(os.Args[0], tc.args...)
-		cmd.Env = append(os.Environ(), "ROS_TEST_RUN=ros")
+		cmd.Env = append(os.Environ(), "ROS_TEST_RUN=listen")
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
-			t.Errorf("ros %s: %v, %q; want an error with %q", strings.Join(tc.args, " "), err, out, tc.want)
+			t.Errorf("listen %s: %v, %q; want an error with %q", strings.Join(tc.args, " "), err, out, tc.want)
 		}
 	}
 	if b, _ := os.ReadFile(file); string(b) != "keep me" {
 		t.Errorf("the file that is not a socket was changed: %q", b)
 	}
 	if _, err := os.Lstat(sock); err == nil {
-		t.Errorf("a failed ros listen left its socket %s", sock)
+		t.Errorf("a failed listen left its socket %s", sock)
 	}
 }
 
-func TestActivationEnv(t *testing.T) {
-	got := activationEnv([]string{"PATH=/bin", "LISTEN_FDS=4", "LISTEN_PIDX=1", "LISTEN_PID=9", "LISTEN_FDNAMES=a:b"}, 42, "docker.sock")
+func TestEnv(t *testing.T) {
+	got := Env([]string{"PATH=/bin", "LISTEN_FDS=4", "LISTEN_PIDX=1", "LISTEN_PID=9", "LISTEN_FDNAMES=a:b"}, 42, "docker.sock")
 	want := "PATH=/bin LISTEN_PIDX=1 LISTEN_FDS=1 LISTEN_PID=42 LISTEN_FDNAMES=docker.sock"
 	if strings.Join(got, " ") != want {
-		t.Errorf("activationEnv: %q, want %q", strings.Join(got, " "), want)
+		t.Errorf("Env: %q, want %q", strings.Join(got, " "), want)
 	}
 }
