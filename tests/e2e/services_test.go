@@ -226,13 +226,14 @@ func TestServicesOverSSH(t *testing.T) {
 	t.Run("the console's CPU weight", func(t *testing.T) {
 		// cpu_shares 4096 for the console in the built-in config: runc's
 		// weight for it is 303, against 100 for a service without
-		// cpu_shares; udev's 128 (its coldplug yields) is 5.
+		// cpu_shares; udev's 128 (its coldplug yields) is 21 (runc 1.4's
+		// conversion, which maps 1024 to 100).
 		w := map[string]string{}
 		for _, n := range []string{"console", "syslog", "udev"} {
 			w[n] = strings.TrimSpace(s.MustRun("cat /sys/fs/cgroup/system/" + n + "/cpu.weight"))
 		}
-		if w["console"] != "303" || w["syslog"] != "100" || w["udev"] != "5" {
-			t.Errorf("cpu.weight: console %s, syslog %s, udev %s; want 303, 100 and 5", w["console"], w["syslog"], w["udev"])
+		if w["console"] != "303" || w["syslog"] != "100" || w["udev"] != "21" {
+			t.Errorf("cpu.weight: console %s, syslog %s, udev %s; want 303, 100 and 21", w["console"], w["syslog"], w["udev"])
 		}
 	})
 	t.Run("docker-start: containerd first, dockerd after the network, both supervised", func(t *testing.T) {
