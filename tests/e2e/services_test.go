@@ -223,6 +223,24 @@ func TestServicesOverSSH(t *testing.T) {
 		s.Eventually("true", 3*time.Minute, func(string) bool { return serviceStates(t, s)["docker"].Health == "healthy" })
 		t.Log("\n" + s.MustRun("sudo ros service list"))
 	})
+	t.Run("udevd kills nothing of the service's", func(t *testing.T) {
+		// systemd-udevd SIGKILLs the other processes of a cgroup named
+		// .../udev each time it goes idle; it runs in a cgroup below the
+		// service's, so a command run in the service outlives an event
+		// udevd handles, and the coldplug's udevadm were not killed.
+		out, err := s.Run(`sudo ros service exec udev -- sh -c 'udevadm trigger --action=change --subsystem-match=input && udevadm settle && sleep 5 && echo alive'`)
+		if err != nil || !strings.Contains(out, "alive") {
+			t.Errorf("a command in the udev service across an event: %v %q, want it alive", err, out)
+		}
+		if n := strings.TrimSpace(s.MustRun("sudo grep -c '^Killed' /var/log/system/udev.log || true")); n != "0" {
+			t.Errorf("udev.log reports %s processes killed:\n%s", n, s.MustRun("sudo cat /var/log/system/udev.log"))
+		}
+		// udevd and its workers (named "(udev-worker)") alone are in it.
+		out = s.MustRun("for p in $(cat /sys/fs/cgroup/system/udev/udev/cgroup.procs); do cat /proc/$p/comm; done")
+		if !strings.Contains(out, "systemd-udevd") || strings.Count(out, "\n") != strings.Count(out, "systemd-udevd\n")+strings.Count(out, "(udev-worker)\n") {
+			t.Errorf("the udev service's udev cgroup holds %q, want systemd-udevd and its workers alone", out)
+		}
+	})
 	t.Run("the console's CPU weight", func(t *testing.T) {
 		// cpu_shares 4096 for the console in the built-in config: runc's
 		// weight for it is 303, against 100 for a service without
