@@ -54,6 +54,34 @@ out/bin/runc: go.mod go.sum
 out/bin/ctr: go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/ctr
 
+# The user's Docker: dockerd and the docker client built from upstream's
+# source (cmd/docker, a module each) at the version of Debian's docker.io and
+# docker-cli, static and not position-independent, over Debian's binaries in
+# the docker and console images. Debian's are PIEs: the dynamic loader
+# relocates dockerd's 342,000 pointers (31 MB of pages) at every start
+# (docs/performance.md). Without cgo: no btrfs graph driver, no reading of
+# journald logs, no overlay2 project quotas (xfs only); none applies here.
+DOCKER_VERSION := $(shell sed -n 's|^require github.com/docker/docker v\([0-9.]*\)+incompatible$$|\1|p' cmd/docker/dockerd/go.mod)
+DOCKER_CLI_VERSION := $(shell sed -n 's|^require github.com/docker/cli v\([0-9.]*\)+incompatible$$|\1|p' cmd/docker/cli/go.mod)
+# Upstream's commits of those tags (docker version prints them).
+DOCKER_COMMIT := 411e817
+DOCKER_CLI_COMMIT := a72d7cd
+DOCKER_TAGS := netgo osusergo static_build exclude_graphdriver_btrfs
+DOCKER_SAME_VERSION := [ "$(DOCKER_VERSION)" = "$(firstword $(subst +, ,$(DOCKER_DEB_VERSION)))" ] && [ "$(DOCKER_CLI_VERSION)" = "$(DOCKER_VERSION)" ] || \
+  { echo "cmd/docker: dockerd $(DOCKER_VERSION) and the client $(DOCKER_CLI_VERSION) must be Debian's $(DOCKER_DEB_VERSION) (build/debian.env)" >&2; exit 1; }
+out/docker/dockerd: cmd/docker/dockerd/go.mod cmd/docker/dockerd/go.sum build/debian.env
+	@$(DOCKER_SAME_VERSION)
+	cd cmd/docker/dockerd && CGO_ENABLED=0 $(GO) build -trimpath -tags "$(DOCKER_TAGS)" -ldflags "-s -w \
+	  -X github.com/docker/docker/dockerversion.Version=$(DOCKER_VERSION) -X github.com/docker/docker/dockerversion.GitCommit=$(DOCKER_COMMIT)" \
+	  -o $(CURDIR)/$@ github.com/docker/docker/cmd/dockerd
+out/docker/docker: cmd/docker/cli/go.mod cmd/docker/cli/go.sum build/debian.env
+	@$(DOCKER_SAME_VERSION)
+	cd cmd/docker/cli && CGO_ENABLED=0 $(GO) build -trimpath -tags "netgo osusergo static_build" -ldflags "-s -w \
+	  -X github.com/docker/cli/cli/version.Version=$(DOCKER_CLI_VERSION) -X github.com/docker/cli/cli/version.GitCommit=$(DOCKER_CLI_COMMIT)" \
+	  -o $(CURDIR)/$@ github.com/docker/cli/cmd/docker
+out/images/docker.rootfs.tar: out/docker/dockerd
+out/images/console.rootfs.tar: out/docker/docker
+
 # Kubernetes (cmd/kube, modules of their own so that Kubernetes' versions
 # never move the OS's): kube (k3s-shaped, all components in one binary),
 # pause, CoreDNS, and the CNI plugins, from the Go module proxy. The Go

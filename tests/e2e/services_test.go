@@ -177,6 +177,19 @@ func TestServicesOverSSH(t *testing.T) {
 		if len(v) != 2 || v[0] != v[1] {
 			t.Errorf("docker client and engine versions differ: %q", v)
 		}
+		// Both are upstream's source at Debian's version (cmd/docker), built
+		// static and not position-independent: ELF type 2 (EXEC, not DYN's
+		// 3) and no dynamic loader named. For dockerd, the running one.
+		deb := buildSetting(t, "build/debian.env", "DOCKER_DEB_VERSION")
+		if want, _, _ := strings.Cut(deb, "+"); len(v) == 2 && v[0] != want {
+			t.Errorf("docker %s, want %s (DOCKER_DEB_VERSION %s)", v[0], want, deb)
+		}
+		for _, exe := range []string{"/usr/bin/docker", "/proc/$(pgrep -x dockerd)/exe"} {
+			out, err := s.Run("sudo od -An -tx1 -j16 -N2 " + exe + " && ! sudo grep -q ld-linux-x86-64 " + exe)
+			if f := strings.Fields(out); err != nil || len(f) != 2 || f[0] != "02" {
+				t.Errorf("%s is not a static executable (ELF type %q, %v)", exe, out, err)
+			}
+		}
 	})
 
 	t.Run("hostname from the seed", func(t *testing.T) {
