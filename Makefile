@@ -147,7 +147,7 @@ out/images/%/index.json: out/images/%.rootfs.tar out/images/base.rootfs.tar out/
 	build/service-image.sh pack $* $(VERSION) out/images/$*
 
 image: out/ros.img
-out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml docs/config.schema.json build/mkimage.sh build/grub.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
+out/ros.img: build out/version out/kernel/.done $(SERVICE_IMAGES:%=out/images/%/index.json) os-config.tpl.yml docs/config.schema.json build/mkimage.sh build/squashfs.sh build/grub.sh build/grub.cfg build/grub-embed.cfg images/kernel/*
 	SERVICE_IMAGES="$(SERVICE_IMAGES)" build/mkimage.sh $(VERSION)
 
 # The OS as an OCI image archive (for ros os upgrade --file); VERSION=... to
@@ -214,7 +214,7 @@ bench: deps image out/bench/debian.img
 	ROS_BENCH_DIR=$(CURDIR)/out/bench ROS_IMAGE=$(CURDIR)/out/ros.img ROS_VERSION=$(VERSION) \
 	  $(GO) test -v -count=1 -timeout 150m -tags e2e,bench -run TestBench ./tests/e2e/
 
-out/bench/debian.img: build/debian-ref.sh images/kernel/version build/debian.env build/grub.sh
+out/bench/debian.img: build/debian-ref.sh build/squashfs.sh images/kernel/version build/debian.env build/grub.sh
 	build/debian-ref.sh out/bench
 
 clean:

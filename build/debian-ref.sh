@@ -10,6 +10,7 @@
 # (the root compressed as the OS's slot is, to compare sizes fairly).
 set -euo pipefail
 . build/grub.sh
+. build/squashfs.sh
 out=$1
 . images/kernel/version
 mkdir -p "$out"
@@ -35,7 +36,7 @@ mmdebstrap --quiet --variant=minbase --include="$pkgs" \
   "$DEBIAN_SUITE" "$root" "$(debian_sources)"
 cp "$root/boot/vmlinuz-$KERNEL_RELEASE" "$work/vmlinuz"
 cp "$root/boot/initrd.img-$KERNEL_RELEASE" "$work/initrd.img"
-mksquashfs "$root" "$out/debian-root.squashfs" -comp gzip -noappend -quiet -no-progress
+mksquashfs "$root" "$out/debian-root.squashfs" "${SQUASHFS_OPTS[@]}"
 # ESP: GRUB with the kernel and initramfs beside it.
 mkdir -p "$work/esp/EFI/BOOT"
 cat > "$work/grub.cfg" <<CFG

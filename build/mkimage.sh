@@ -4,6 +4,7 @@
 # images left in out/. Plain files only: no loop mounts.
 set -euo pipefail
 . build/grub.sh
+. build/squashfs.sh
 version=$1
 . images/kernel/version
 K=out/kernel
@@ -84,9 +85,9 @@ hardlink -q $R/usr/share/ros/images >/dev/null
 echo "service images: $(du -sh $R/usr/share/ros/images | cut -f1)"
 
 echo "== slot image"
-# gzip: GRUB 2.12's squash4 reads gzip, lzo and xz (not zstd), and gzip is
-# quick to make and to read under TCG.
-mksquashfs $R $work/A -comp gzip -noappend -quiet -no-progress
+# zstd (build/squashfs.sh). GRUB cannot read it: the slot's kernel and
+# initrd go beside it too, in A.boot/ (below).
+mksquashfs $R $work/A "${SQUASHFS_OPTS[@]}"
 
 echo "== ESP"
 mkdir -p $work/esp/EFI/BOOT $work/esp/EFI/ros
@@ -102,6 +103,8 @@ echo "== state and persistent partitions"
 mkdir -p $work/state
 cp build/grub.cfg $work/state/grub.cfg
 mv $work/A $work/state/A
+mkdir $work/state/A.boot
+cp $R/boot/vmlinuz $R/boot/initrd $work/state/A.boot/
 # The state partition holds two slots: the built one (squashfs, ~0.2 GB) and
 # one an upgrade writes (a directory, ~0.7 GB), with room for both to grow.
 STATE_MB=3072 PERSIST_MB=2048 ESP_MB=64

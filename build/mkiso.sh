@@ -12,6 +12,8 @@ truncate -s 8M "$work/iso/efiboot.img"
 mkfs.vfat -n ROSOS_EFI "$work/iso/efiboot.img" >/dev/null
 mcopy -s -i "$work/iso/efiboot.img" "$work/esp/EFI" ::
 cp out/slot-A.squashfs "$work/iso/A"
+mkdir "$work/iso/A.boot"
+cp out/rootfs/boot/vmlinuz out/rootfs/boot/initrd "$work/iso/A.boot/"
 # The disk image is sparse; gzip keeps it small on the ISO.
 gzip -1 -c out/ros.img > "$work/iso/disk.img.gz"
 xorriso -as mkisofs -quiet -V ROSOS_LIVE -J -r -o out/rosos.iso.tmp \

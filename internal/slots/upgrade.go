@@ -218,7 +218,9 @@ func UpgradeFrom(ctx context.Context, a *osimage.Archive, source string, req cli
 	}()
 	dst := filepath.Join(paths.StateDir, passive)
 	tmp, old := dst+".new", dst+".old"
-	for _, p := range []string{tmp, old, dst} {
+	// DST.boot: the kernel and initrd beside a squashfs slot (GRUB cannot
+	// read its zstd), removed after the slot itself.
+	for _, p := range []string{tmp, old, dst, dst + ".boot"} {
 		if err := os.RemoveAll(p); err != nil {
 			return "", fmt.Errorf("clear slot %s: %w", passive, err)
 		}

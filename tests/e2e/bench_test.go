@@ -192,7 +192,7 @@ func TestBench(t *testing.T) {
 	add("kubernetes: server memory in use", "MiB", kubeMem, nil)
 	img := Image(t)
 	outDir := filepath.Dir(img)
-	add("root image (squashfs, gzip)", "MiB", []float64{fileMiB(filepath.Join(outDir, "slot-A.squashfs"), true)}, []float64{fileMiB(filepath.Join(dir, "debian-root.squashfs"), true)})
+	add("root image (squashfs, zstd)", "MiB", []float64{fileMiB(filepath.Join(outDir, "slot-A.squashfs"), true)}, []float64{fileMiB(filepath.Join(dir, "debian-root.squashfs"), true)})
 	add("disk image (allocated)", "MiB", []float64{fileMiB(img, false)}, []float64{fileMiB(debImg, false)})
 
 	var b strings.Builder

@@ -107,6 +107,15 @@ func TestUpgradeAndRollback(t *testing.T) {
 		t.Run("refused "+c.name, func(t *testing.T) { upgradeRefused(t, s, c.args, c.want, before) })
 	}
 
+	// As built, slot A is a squashfs with its kernel and initrd beside it
+	// (GRUB cannot read its zstd).
+	if out := s.MustRun("sudo ls /run/ros/state/A.boot"); !contains(out, "vmlinuz") || !contains(out, "initrd") {
+		t.Errorf("slot A as built: /run/ros/state/A.boot holds %q, want vmlinuz and initrd", out)
+	}
+	if regexpLines(before, `(?m)^A\s.*squashfs\s*$`) == nil {
+		t.Errorf("slot A as built is not a squashfs:\n%s", before)
+	}
+
 	// A to B: the derived image on /dev/vdc.
 	upStart := time.Now()
 	out := s.MustRun("sudo ros os upgrade --no-reboot --file /dev/vdc")
@@ -159,7 +168,17 @@ func TestUpgradeAndRollback(t *testing.T) {
 		t.Fatalf("after the upgrade back: booted %s", got)
 	}
 	s = m.SSH("rancher", key, 5*time.Minute)
-	t.Run("B to A", func(t *testing.T) { check(t, s, v) })
+	t.Run("B to A", func(t *testing.T) {
+		check(t, s, v)
+		// The squashfs slot A was replaced by a directory, and the kernel
+		// and initrd that were beside it are gone with it.
+		if out := s.MustRun("sudo ls /run/ros/state"); contains(out, "A.boot") {
+			t.Errorf("slot A rewritten, but A.boot is still on RANCHER_STATE:\n%s", out)
+		}
+		if list := s.MustRun("sudo ros os list"); regexpLines(list, `(?m)^A\s.*directory\s*$`) == nil {
+			t.Errorf("slot A rewritten by the upgrade is not a directory:\n%s", list)
+		}
+	})
 
 	// Rollback: B booted well before, so it is the other good slot. A
 	// becomes the default once the boot assessment marks it good.
