@@ -3,10 +3,11 @@
 # reference that `make bench` compares its size with.
 #
 # zstd: on the 2026-12-07 root, 210 MiB against gzip's 233 MiB (xz: 194,
-# lzo: 253), and decompressed about three times as fast as gzip (unsquashfs,
-# one thread), which counts at boot: every page of every program started is
-# decompressed by the kernel under emulation. Level 15 compresses within a
-# MiB of level 19 in a third of the time. GRUB 2.12 cannot read a zstd
-# squashfs, so a slot's kernel and initrd are also kept as files beside it
-# (A.boot/, docs/disk-layout.md).
+# lzo: 253). unsquashfs decompresses it twice as fast as gzip; in the
+# booted node's kernel, under emulation, a program is read 10-25% faster,
+# and the boot's times did not move beyond their spread (docs/performance.md):
+# it is here for the size. Level 15 compresses within a MiB of level 19 in
+# a third of the time. GRUB 2.12 cannot read a zstd squashfs, so a slot's
+# kernel and initrd are also kept as files beside it (A.boot/,
+# docs/disk-layout.md).
 SQUASHFS_OPTS=(-comp zstd -Xcompression-level 15 -noappend -quiet -no-progress)
