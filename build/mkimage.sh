@@ -40,7 +40,7 @@ R=$work/rootfs
 mkdir -p $R/{boot,dev,proc,sys,run,tmp,mnt,media,root,home,opt,srv,etc/ros,usr/bin,usr/sbin,usr/share/ros/images,var/lib/rancher,var/lib/user-docker,var/log,var/tmp}
 ln -s usr/bin $R/bin && ln -s usr/sbin $R/sbin && ln -s usr/lib $R/lib && ln -s usr/lib64 $R/lib64
 mkdir -p $R/usr/lib $R/usr/lib64
-cp out/bin/ros out/bin/ros-init out/bin/containerd out/bin/containerd-shim-runc-v2 out/bin/runc $R/usr/bin/
+cp out/bin/ros out/bin/ros-init out/bin/containerd out/bin/containerd-shim-runc-v2 out/bin/runc out/bin/crun $R/usr/bin/
 ln -s ../bin/ros-init $R/usr/sbin/init
 ln -s ../bin/ros-init $R/usr/sbin/modprobe
 copy_modules $R/usr images/kernel/modules images/kernel/boot-modules
@@ -63,6 +63,9 @@ printf 'rancher\n' > $R/etc/hostname
 : > $R/etc/resolv.conf
 printf '127.0.0.1\tlocalhost\n' > $R/etc/hosts
 sed "s/\${VERSION}/$version/g" os-config.tpl.yml > $R/usr/share/ros/os-config.yml
+# The parses of its service definitions, as its boots would make them
+# (compose.LoadKnown).
+out/ros-build parsed --config $R/usr/share/ros/os-config.yml --version "$version" --out $R/usr/share/ros/services.parsed.json
 cp docs/config.schema.json $R/usr/share/ros/config.schema.json
 # The service images: each one's root file system unpacked, with its
 # config in image.json. Services run on them in place (an overlay per

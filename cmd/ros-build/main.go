@@ -12,7 +12,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "ros-build", Short: "Build helpers for the rosos image", SilenceUsage: true}
-	root.AddCommand(ociCmd(), preloadCmd(), modulesCmd(), keygenCmd(), signCmd())
+	root.AddCommand(ociCmd(), preloadCmd(), parsedCmd(), modulesCmd(), keygenCmd(), signCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "ros-build:", err)
 		os.Exit(1)

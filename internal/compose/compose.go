@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"strings"
@@ -108,19 +109,39 @@ var supported = map[string]bool{
 
 // Parse reads rancher.services (a map of compose service definitions) into
 // services, sorted by name.
+//
+// A parse the image carries (LoadKnown), or one this process made before,
+// is returned without parsing again.
 func Parse(ctx context.Context, raw map[string]any, env map[string]string) ([]Service, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
+	key := Key(raw, env)
+	if ss, ok := lookupKnown(key); ok {
+		return ss, nil
+	}
+	ss, err := parse(ctx, raw, env)
+	if err != nil {
+		return nil, err
+	}
+	remember(key, ss)
+	return ss, nil
+}
+
+// parse reads raw with compose-go.
+func parse(ctx context.Context, raw map[string]any, env map[string]string) ([]Service, error) {
 	for name, def := range raw {
 		if _, ok := def.(map[string]any); !ok {
 			return nil, fmt.Errorf("rancher.services.%s: want a compose service definition (a map), got %T", name, def)
 		}
 	}
+	// compose-go changes the maps it is given (it adds the project's name
+	// to the environment, and normalises the services in place): it gets
+	// copies, so that the caller's config, and its key, stay as they were.
 	details := types.ConfigDetails{
 		WorkingDir:  "/",
-		ConfigFiles: []types.ConfigFile{{Filename: "rancher.services", Config: map[string]any{"services": raw}}},
-		Environment: env,
+		ConfigFiles: []types.ConfigFile{{Filename: "rancher.services", Config: map[string]any{"services": deepCopy(raw)}}},
+		Environment: maps.Clone(env),
 	}
 	project, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 		o.SetProjectName("ros", true)
@@ -363,6 +384,28 @@ func Rehash(s Service) string {
 	b, _ := json.Marshal(s) // a Service always marshals
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+// deepCopy copies the maps and lists of a decoded YAML value.
+func deepCopy[T any](v T) T {
+	var out any
+	switch x := any(v).(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = deepCopy(e)
+		}
+		out = m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = deepCopy(e)
+		}
+		out = l
+	default:
+		return v
+	}
+	return out.(T)
 }
 
 func splitList(s string) []string {

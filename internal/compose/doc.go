@@ -11,6 +11,20 @@ import (
 // ParseDoc reads a compose file (a top-level services: map, or the
 // map of services alone, as RancherOS v1 took them) into services.
 func ParseDoc(ctx context.Context, where string, b []byte, env map[string]string) ([]Service, error) {
+	raw, err := DocServices(where, b)
+	if err != nil {
+		return nil, err
+	}
+	defs, err := Parse(ctx, raw, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return defs, nil
+}
+
+// DocServices returns the map of services of a compose file, what ParseDoc
+// gives Parse.
+func DocServices(where string, b []byte) (map[string]any, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: not valid YAML: %s", where, strings.TrimPrefix(err.Error(), "yaml: "))
@@ -31,9 +45,5 @@ func ParseDoc(ctx context.Context, where string, b []byte, env map[string]string
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%s: no services", where)
 	}
-	defs, err := Parse(ctx, raw, env)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	return defs, nil
+	return raw, nil
 }

@@ -69,11 +69,19 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 		d.consolef("preloaded images: %v", err)
 	}
 	d.runner = &ctrdrunner.Runner{LogDir: paths.SystemLogDir, Preloaded: pre, RootDir: paths.RootsDir}
+	if _, err := os.Stat(paths.Runtime); err == nil {
+		d.runner.Runtime = paths.Runtime
+	} else {
+		d.consolef("%s: %v; the services run with runc", paths.Runtime, err)
+	}
 	d.log.Info("preloaded images", "count", len(pre), "dir", paths.ImagesDir)
 	if d.restarted {
 		d.log.Info("restarted: adopting the running services")
 	}
 	d.sup = &supervisor.Supervisor{Runner: d.runner, Console: console, Log: d.log, Timeline: d.timeline, Restarted: d.restarted}
+	if err := compose.LoadKnown(paths.ParsedServices); err != nil {
+		d.consolef("%v; the service definitions are parsed", err)
+	}
 	d.step("2 read the config")
 	d.node, err = nodeconfig.Load(ctx, nodeconfig.Reporter{Problem: d.problem, Log: d.log, Valid: d.valid})
 	if err != nil {
@@ -89,6 +97,7 @@ func Run(ctx context.Context, console, logw io.Writer, status *os.File) error {
 	if err != nil {
 		return err
 	}
+	d.log.Info("service definitions", "services", len(defs), "compose_parses", compose.Misses())
 	if !d.restarted {
 		d.step("4 apply the boot config (modules, mounts, files, keys)")
 		d.applyBoot(cfg, defs)

@@ -12,6 +12,7 @@ import (
 	"github.com/rosos/ros/config"
 	"github.com/rosos/ros/internal/compose"
 	"github.com/rosos/ros/internal/slots"
+	"github.com/rosos/ros/services"
 )
 
 // definitions turns a config into the services to run: rancher.services,
@@ -41,7 +42,13 @@ func (d *Daemon) definitions(ctx context.Context, cfg config.Config, strict bool
 
 // serviceEnv is what ${VAR} in service definitions may use.
 func serviceEnv(cfg config.Config) map[string]string {
-	env := map[string]string{"ROS_VERSION": slots.RunningVersion()}
+	return ServiceEnv(cfg, slots.RunningVersion())
+}
+
+// ServiceEnv is what ${VAR} in the service definitions of an OS of version
+// may use: ROS_VERSION and rancher.environment.
+func ServiceEnv(cfg config.Config, version string) map[string]string {
+	env := map[string]string{"ROS_VERSION": version}
 	for k, v := range cfg.Rancher.Environment {
 		env[k] = v
 	}
@@ -196,4 +203,22 @@ func kubernetesArgs(k config.Kubernetes, env []string) ([]string, []string) {
 		env = append(env, "KUBE_TOKEN="+k.Token)
 	}
 	return args, env
+}
+
+// KnownInputs are the definitions an OS image of version with the config
+// cfg (its own layer) parses at boot: rancher.services and each catalog
+// service, with the environment they get. The build parses them ahead
+// (ros-build parsed, compose.WriteKnown).
+func KnownInputs(cfg config.Config, version string) ([]compose.Input, error) {
+	env := ServiceEnv(cfg, version)
+	ins := []compose.Input{{Raw: cfg.Rancher.Services, Env: env}}
+	for _, n := range services.Names() {
+		doc, _ := services.Doc(n)
+		raw, err := compose.DocServices("services_include."+n, doc)
+		if err != nil {
+			return nil, err
+		}
+		ins = append(ins, compose.Input{Raw: raw, Env: env})
+	}
+	return ins, nil
 }

@@ -1,6 +1,10 @@
 package daemon
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -95,5 +99,74 @@ func TestBootSysctl(t *testing.T) {
 	}
 	if got := bootSysctl(map[string]string{"net.ipv4.ip_forward": "0"}, []compose.Service{kube}); got["net.ipv4.ip_forward"] != "0" {
 		t.Errorf("rancher.sysctl's own value: %v, want it kept", got)
+	}
+}
+
+// The parses the build writes (ros-build parsed) are the ones a boot of
+// the image looks up: its services, and a catalog service enabled by a
+// datasource, come without compose-go when the other layers leave the
+// services alone.
+func TestImageServicesParsedAhead(t *testing.T) {
+	tpl, err := os.ReadFile("../../os-config.tpl.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	imgPath := filepath.Join(dir, "os-config.yml")
+	if err := os.WriteFile(imgPath, []byte(strings.ReplaceAll(string(tpl), "${VERSION}", "v9")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, err := config.ReadFile(imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := config.Merge(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := KnownInputs(own, "v9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := compose.WriteKnown(&b, ins); err != nil {
+		t.Fatal(err)
+	}
+	parsed := filepath.Join(dir, "services.parsed.json")
+	if err := os.WriteFile(parsed, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := compose.LoadKnown(parsed); err != nil {
+		t.Fatal(err)
+	}
+	ds := config.Layer{Name: "nocloud", Doc: map[string]any{
+		"ssh_authorized_keys": []any{"ssh-ed25519 AAAA k"},
+		"rancher":             map[string]any{"services_include": map[string]any{"kubernetes": true}, "docker": map[string]any{"log_driver": "local"}},
+	}}
+	cfg, err := config.Merge(img, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := ServiceEnv(cfg, "v9")
+	defs, err := compose.Parse(context.Background(), cfg.Rancher.Services, env)
+	if err != nil || len(defs) == 0 {
+		t.Fatalf("%d services, %v", len(defs), err)
+	}
+	doc, _, err := compose.Included("kubernetes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compose.ParseDoc(context.Background(), "services_include.kubernetes", doc, env); err != nil {
+		t.Fatal(err)
+	}
+	if n := compose.Misses(); n != 0 {
+		t.Fatalf("%d parses with compose-go; want none", n)
+	}
+	// Another version is another environment: parsed.
+	if _, err := compose.Parse(context.Background(), cfg.Rancher.Services, ServiceEnv(cfg, "v10")); err != nil {
+		t.Fatal(err)
+	}
+	if n := compose.Misses(); n != 1 {
+		t.Fatalf("another version: %d parses; want 1", n)
 	}
 }

@@ -7,6 +7,13 @@ package paths
 const (
 	// ImageConfig is the image's own config layer, the first.
 	ImageConfig = "/usr/share/ros/os-config.yml"
+	// Runtime is the OCI runtime of the system services' containers: crun,
+	// a C program, where runc is Go twice over for each container (its
+	// create and its init) under emulation at every boot.
+	Runtime = "/usr/bin/crun"
+	// ParsedServices holds the parses of the image's own service
+	// definitions, made when it was built (compose.LoadKnown).
+	ParsedServices = "/usr/share/ros/services.parsed.json"
 	// ImagesDir holds the OS image's preloaded service images.
 	ImagesDir = "/usr/share/ros/images"
 	// ModuleList names the kernel modules PID 1 loads, one a line.

@@ -128,6 +128,13 @@ func TestKubernetesSingleNode(t *testing.T) {
 	key := NewKey(t)
 	m, s := kubeNode(t, key, "    node_name: node1\n    node_labels: [rosos.test/role=server]\n    datastore: sqlite\n", Options{})
 	defer s.Close()
+	// The built-in services and the catalog's kubernetes (the seed turns
+	// it on, and its rancher.kubernetes keys go to its command line after
+	// the parse) came from the parses the image carries: the boot ran no
+	// compose-go.
+	if out := s.MustRun("sudo grep 'msg=\"service definitions\"' /var/log/system/service-manager.log"); !strings.Contains(out, "services=8 compose_parses=0") {
+		t.Errorf("the service definitions at boot: %q, want 8 services and compose_parses=0", out)
+	}
 	start := time.Now()
 	out := s.Eventually("sudo kubectl get nodes --no-headers 2>&1", kubeReady, nodesReady("node1"))
 	t.Logf("node Ready %s after login:\n%s", time.Since(start).Round(time.Second), out)

@@ -254,6 +254,20 @@ func TestServicesOverSSH(t *testing.T) {
 			t.Errorf("the udev service's udev cgroup holds %q, want systemd-udevd and its workers alone", out)
 		}
 	})
+	t.Run("the services' runtime is crun", func(t *testing.T) {
+		// crun keeps a container's state in "status", runc in "state.json",
+		// under the root the shim gives either.
+		for _, n := range []string{"console", "docker", "syslog"} {
+			out, err := s.Run("sudo ls /run/containerd/runc/system/" + n)
+			if err != nil || !strings.Contains(out, "status") || strings.Contains(out, "state.json") {
+				t.Errorf("%s's runtime state: %v %q, want crun's (status, no state.json)", n, err, out)
+			}
+		}
+		// A process run in a service goes through the runtime too.
+		if out, err := s.Run("sudo ros service exec syslog -- sh -c 'echo in-$((6*7))'"); err != nil || strings.TrimSpace(out) != "in-42" {
+			t.Errorf("ros service exec syslog: %v %q, want in-42", err, out)
+		}
+	})
 	t.Run("the console's CPU weight", func(t *testing.T) {
 		// cpu_shares 4096 for the console in the built-in config: runc's
 		// weight for it is 303, against 100 for a service without

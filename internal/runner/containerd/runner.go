@@ -10,16 +10,20 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/types/runc/options"
 	ctrd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
+	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/rosos/ros/internal/compose"
@@ -50,6 +54,9 @@ type Runner struct {
 	// Credentials, if set, are the registries' (rancher.registry_auths),
 	// for images that are pulled.
 	Credentials registry.Credentials
+	// Runtime is the OCI runtime binary the runc v2 shim runs for new
+	// containers (paths.Runtime, crun); empty: the shim's default, runc.
+	Runtime string
 }
 
 // labelRoot marks a container whose root the runner mounted itself.
@@ -160,6 +167,9 @@ func (r *Runner) Start(ctx context.Context, s compose.Service) (*runner.Task, er
 			ctrd.WithNewSpec(specOpts(s, imageBase(s, img))...))
 	}
 	copts = append(copts, ctrd.WithContainerLabels(labels))
+	if r.Runtime != "" {
+		copts = append(copts, ctrd.WithRuntime(plugins.RuntimeRuncV2, &options.Options{BinaryName: r.Runtime}))
+	}
 	c, err := r.Client.NewContainer(ctx, s.Name, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("service %s: create container: %w", s.Name, err)
@@ -440,7 +450,7 @@ func specOpts(s compose.Service, opts []oci.SpecOpts) []oci.SpecOpts {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	if s.CPUShares > 0 {
-		opts = append(opts, oci.WithCPUShares(uint64(s.CPUShares)))
+		opts = append(opts, withCPUWeight(uint64(s.CPUShares)))
 	}
 	if len(s.Ulimits) > 0 {
 		opts = append(opts, withRlimits(s.Ulimits))
@@ -458,6 +468,26 @@ func bindsTarget(s compose.Service, target string) bool {
 		}
 	}
 	return false
+}
+
+// withCPUWeight gives the container's cgroup the cpu.weight compose's
+// cpu_shares stands for, by the conversion runc 1.4 makes (1024 is 100, the
+// default), written as cgroup v2's own key so that every runtime sets the
+// same weight: crun still converts shares linearly (1024 to 39).
+func withCPUWeight(shares uint64) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		if s.Linux.Resources.Unified == nil {
+			s.Linux.Resources.Unified = map[string]string{}
+		}
+		s.Linux.Resources.Unified["cpu.weight"] = strconv.FormatUint(cgroups.ConvertCPUSharesToCgroupV2Value(shares), 10)
+		return nil
+	}
 }
 
 func withNoNewPrivileges(on bool) oci.SpecOpts {

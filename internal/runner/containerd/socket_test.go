@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containerd/containerd/v2/pkg/oci"
 )
 
 func TestWaitSocketComesUp(t *testing.T) {
@@ -40,5 +42,23 @@ func TestWaitSocketStopsWithContext(t *testing.T) {
 	err := WaitSocket(ctx, sock, time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "context deadline exceeded") {
 		t.Fatalf("cancelled wait: got %v", err)
+	}
+}
+
+func TestCPUWeight(t *testing.T) {
+	// compose's cpu_shares as cgroup v2 weights: the default share is the
+	// default weight, and the OS's own settings (udev 128, the console
+	// 4096) keep the weights the docs give, whatever the runtime.
+	for shares, want := range map[uint64]string{1024: "100", 128: "21", 4096: "303", 2: "1", 262144: "10000"} {
+		var s oci.Spec
+		if err := withCPUWeight(shares)(context.Background(), nil, nil, &s); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Linux.Resources.Unified["cpu.weight"]; got != want {
+			t.Errorf("cpu_shares %d: cpu.weight %s, want %s", shares, got, want)
+		}
+		if s.Linux.Resources.CPU != nil {
+			t.Errorf("cpu_shares %d: shares set too (%+v): a runtime would convert them its own way", shares, s.Linux.Resources.CPU)
+		}
 	}
 }
