@@ -163,14 +163,14 @@ func writeCanonical(w io.Writer, v any) {
 			fmt.Fprintf(w, "%q=", k)
 			writeCanonical(w, x[k])
 		}
-		io.WriteString(w, "}")
+		fmt.Fprintf(w, "}")
 	case []any:
 		fmt.Fprintf(w, "[%d:", len(x))
 		for _, e := range x {
 			writeCanonical(w, e)
-			io.WriteString(w, ",")
+			fmt.Fprintf(w, ",")
 		}
-		io.WriteString(w, "]")
+		fmt.Fprintf(w, "]")
 	case string:
 		fmt.Fprintf(w, "s%q", x)
 	default:
