@@ -85,11 +85,11 @@ out/docker/docker: cmd/docker/cli/go.mod cmd/docker/cli/go.sum build/debian.env
 	cd cmd/docker/cli && CGO_ENABLED=0 $(GO) build -trimpath -tags "netgo osusergo static_build" -ldflags "-s -w \
 	  -X github.com/docker/cli/cli/version.Version=$(DOCKER_CLI_VERSION) -X github.com/docker/cli/cli/version.GitCommit=$(DOCKER_CLI_COMMIT)" \
 	  -o $(CURDIR)/$@ github.com/docker/cli/cmd/docker
-out/images/docker.rootfs.tar: out/docker/dockerd out/bin/xtables-nft-multi
-# The docker image's iptables (nft backend): the suite's release, static,
-# with its extensions built in (build/iptables.sh).
-out/bin/xtables-nft-multi: build/iptables.sh build/debian.env
-	build/iptables.sh $@
+out/images/docker.rootfs.tar: out/docker/dockerd out/iptables/xtables-nft-multi
+# The docker image's iptables (the nft and the legacy backend): the suite's
+# release, static, with its extensions built in (build/iptables.sh).
+out/iptables/xtables-nft-multi: build/iptables.sh build/debian.env
+	build/iptables.sh $(@D)
 out/images/console.rootfs.tar: out/docker/docker
 
 # Kubernetes (cmd/kube, modules of their own so that Kubernetes' versions

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# build/iptables.sh OUT: xtables-nft-multi (iptables, ip6tables and their
-# -save and -restore, nft backend), linked static with every extension built
-# in, for the docker image (images/docker/customize installs it over
-# Debian's). The upstream release of the suite's iptables
+# build/iptables.sh DIR: xtables-nft-multi and xtables-legacy-multi (iptables,
+# ip6tables and their -save and -restore, for the nft and the legacy
+# backend) in DIR, linked static with every extension built in, for the
+# docker image (images/docker/customize installs them over Debian's). The upstream release of the suite's iptables
 # (IPTABLES_VERSION in build/debian.env), built against libnftnl and libmnl
 # from the suite's -dev packages (their static libraries); every download
 # is checked against the hash build/debian.env pins.
@@ -13,7 +13,7 @@
 # good part of each run (docs/performance.md).
 set -euo pipefail
 . build/debian.env
-out=$1
+dir=$1
 cache=${ROS_CACHE:-$HOME/.cache/ros}/src
 mkdir -p "$cache"
 
@@ -50,7 +50,11 @@ PKG_CONFIG_PATH=$sysroot/usr/lib/x86_64-linux-gnu/pkgconfig PKG_CONFIG_SYSROOT_D
 # time: iptables resolves the protocols Docker names (tcp, udp, sctp) from
 # its own table, and addresses are numeric.
 make -j"$(nproc)" LDFLAGS=-all-static > make.log 2>&1 || { tail -20 make.log >&2; exit 1; }
-strip -o xtables-nft-multi.stripped iptables/xtables-nft-multi
 cd - > /dev/null
-install -m 0755 "$work/iptables-$IPTABLES_VERSION/xtables-nft-multi.stripped" "$out"
-"$out" iptables --version
+mkdir -p "$dir"
+for b in xtables-nft-multi xtables-legacy-multi; do
+  strip -o "$dir/$b.tmp" "$work/iptables-$IPTABLES_VERSION/iptables/$b"
+  chmod 0755 "$dir/$b.tmp"
+  mv "$dir/$b.tmp" "$dir/$b"
+  "$dir/$b" iptables --version
+done

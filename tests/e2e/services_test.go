@@ -84,9 +84,19 @@ func helloImage(t *testing.T) []byte {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "main.go")
 	os.WriteFile(src, []byte(`package main
-import ("fmt"; "os"; "time")
+import ("fmt"; "net"; "os"; "time")
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "sleep" { for { time.Sleep(time.Hour) } }
+	if len(os.Args) > 2 && os.Args[1] == "serve" {
+		l, err := net.Listen("tcp", os.Args[2])
+		if err != nil { fmt.Println(err); os.Exit(1) }
+		for {
+			c, err := l.Accept()
+			if err != nil { continue }
+			fmt.Fprintln(c, "hello over a published port")
+			c.Close()
+		}
+	}
 	fmt.Println("hello from a user container")
 }
 `), 0o644)
@@ -342,6 +352,19 @@ sudo grep 'API listen' /var/log/system/docker.log | tail -1 | sed 's/^.*time="\(
 			t.Fatalf("docker run: %s", out)
 		}
 		s.MustRun("docker run -d --name sleeper e2e/hello:1 sleep")
+	})
+	t.Run("a published port reaches the user's container", func(t *testing.T) {
+		// The engine's DNAT rule (its iptables, nft backend) takes a
+		// connection to the node's own address to the container; the
+		// userland proxy serves only 127.0.0.1.
+		s.MustRun("docker run -d --name web -p 8080:8080 e2e/hello:1 serve :8080")
+		if out := s.MustRun("sudo system-docker exec docker iptables -t nat -S DOCKER"); !strings.Contains(out, "--dport 8080 -j DNAT") {
+			t.Fatalf("the engine's nat table has no DNAT rule for 8080:\n%s", out)
+		}
+		dial := `ip=$(ip -4 -o addr show dev eth0 | awk '{split($4, a, "/"); print a[1]}'); timeout 10 bash -c "cat < /dev/tcp/$ip/8080"`
+		s.Eventually(dial, time.Minute, func(out string) bool {
+			return strings.Contains(out, "hello over a published port")
+		})
 	})
 	t.Run("wiping the user's docker leaves the OS", func(t *testing.T) {
 		before := serviceStates(t, s)
