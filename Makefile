@@ -48,8 +48,11 @@ out/bin/containerd: go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/containerd
 out/bin/containerd-shim-runc-v2: $(GOSRC)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ ./cmd/containerd-shim-runc-v2
+# Its "commit:" line is the release's tag: Docker's info reads the runc
+# version only from output that has one (the user's engine runs this runc).
+RUNC_VERSION := $(shell sed -n 's|^\s*github.com/opencontainers/runc \(v[0-9.]*\).*|\1|p' go.mod)
 out/bin/runc: go.mod go.sum
-	CGO_ENABLED=1 $(GO) build -trimpath -tags "seccomp netgo osusergo static_build" -ldflags "-s -w -extldflags -static" -o $@ github.com/opencontainers/runc
+	CGO_ENABLED=1 $(GO) build -trimpath -tags "seccomp netgo osusergo static_build" -ldflags "-s -w -extldflags -static -X main.gitCommit=$(RUNC_VERSION)" -o $@ github.com/opencontainers/runc
 
 # crun: the system services' OCI runtime (paths.Runtime), static, from the
 # source of the suite's crun (build/crun.sh); runc stays for what asks for

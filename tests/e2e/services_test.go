@@ -352,6 +352,13 @@ sudo grep 'API listen' /var/log/system/docker.log | tail -1 | sed 's/^.*time="\(
 			t.Fatalf("docker run: %s", out)
 		}
 		s.MustRun("docker run -d --name sleeper e2e/hello:1 sleep")
+		// The engine runs them with the OS's runc, mounted into the service.
+		if out := s.MustRun("sudo system-docker exec docker sh -c 'command -v runc && runc --version'"); !strings.Contains(out, "/usr/local/bin/runc") || !strings.Contains(out, "libseccomp") {
+			t.Errorf("the user's engine's runc: %q, want the OS's at /usr/local/bin/runc, with seccomp", out)
+		}
+		if out := s.MustRun("docker info --format '{{.RuncCommit.ID}}'"); strings.TrimSpace(out) == "" {
+			t.Errorf("docker info shows no runc commit: the engine could not read the runc's version")
+		}
 	})
 	t.Run("a published port reaches the user's container", func(t *testing.T) {
 		// The engine's DNAT rule (its iptables, nft backend) takes a
