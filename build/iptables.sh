@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# build/iptables.sh DIR: xtables-nft-multi and xtables-legacy-multi (iptables,
-# ip6tables and their -save and -restore, for the nft and the legacy
-# backend) in DIR, linked static with every extension built in, for the
-# docker image (images/docker/customize installs them over Debian's). The upstream release of the suite's iptables
-# (IPTABLES_VERSION in build/debian.env), built against libnftnl and libmnl
-# from the suite's -dev packages (their static libraries); every download
-# is checked against the hash build/debian.env pins.
+# build/iptables.sh DIR: xtables-nft-multi and xtables-legacy-multi
+# (iptables, ip6tables and their -save and -restore, for the nft and the
+# legacy backend) in DIR, linked static with every extension built in, for
+# the docker image (images/docker/customize installs them over Debian's).
+# The upstream release of the suite's iptables (IPTABLES_VERSION in
+# build/debian.env), built against libnftnl and libmnl from the suite's -dev
+# packages (their static libraries); every download is checked against the
+# hash build/debian.env pins.
 #
 # Why: dockerd runs about 70 iptables processes, one after another, before
 # its API answers. Debian's is dynamic: each run loads four libraries and

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -361,9 +362,10 @@ sudo grep 'API listen' /var/log/system/docker.log | tail -1 | sed 's/^.*time="\(
 		}
 	})
 	t.Run("a published port reaches the user's container", func(t *testing.T) {
-		// The engine's DNAT rule (its iptables, nft backend) takes a
-		// connection to the node's own address to the container; the
-		// userland proxy serves only 127.0.0.1.
+		// The engine's DNAT rule (written by its iptables, nft backend)
+		// takes a connection to the node's own address to the container.
+		// docker-proxy listens on the port too, so the rule's packet
+		// counter is what shows the connection went through the rule.
 		s.MustRun("docker run -d --name web -p 8080:8080 e2e/hello:1 serve :8080")
 		if out := s.MustRun("sudo system-docker exec docker iptables -t nat -S DOCKER"); !strings.Contains(out, "--dport 8080 -j DNAT") {
 			t.Fatalf("the engine's nat table has no DNAT rule for 8080:\n%s", out)
@@ -372,6 +374,10 @@ sudo grep 'API listen' /var/log/system/docker.log | tail -1 | sed 's/^.*time="\(
 		s.Eventually(dial, time.Minute, func(out string) bool {
 			return strings.Contains(out, "hello over a published port")
 		})
+		out := s.MustRun("sudo system-docker exec docker iptables -t nat -L DOCKER -n -v -x | awk '/dpt:8080/ {print $1}'")
+		if n, err := strconv.Atoi(strings.TrimSpace(out)); err != nil || n == 0 {
+			t.Errorf("the DNAT rule for 8080 counted %q packets: the connection did not go through it", out)
+		}
 	})
 	t.Run("wiping the user's docker leaves the OS", func(t *testing.T) {
 		before := serviceStates(t, s)
