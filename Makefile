@@ -57,7 +57,7 @@ out/bin/runc: go.mod go.sum
 # crun: the system services' OCI runtime (paths.Runtime), static, from the
 # source of the suite's crun (build/crun.sh); runc stays for what asks for
 # it by name.
-out/bin/crun: build/crun.sh build/debian.env
+out/bin/crun: build/crun.sh build/fetch.sh build/debian.env
 	build/crun.sh $@
 
 out/bin/ctr: go.mod go.sum
@@ -91,7 +91,7 @@ out/docker/docker: cmd/docker/cli/go.mod cmd/docker/cli/go.sum build/debian.env
 out/images/docker.rootfs.tar: out/docker/dockerd out/iptables/xtables-nft-multi
 # The docker image's iptables (the nft and the legacy backend): the suite's
 # release, static, with its extensions built in (build/iptables.sh).
-out/iptables/xtables-nft-multi: build/iptables.sh build/debian.env
+out/iptables/xtables-nft-multi: build/iptables.sh build/fetch.sh build/debian.env
 	build/iptables.sh $(@D)
 out/images/console.rootfs.tar: out/docker/docker
 

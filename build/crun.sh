@@ -9,17 +9,9 @@
 # plugins: none applies to the OS's services.
 set -euo pipefail
 . build/debian.env
+. build/fetch.sh
 out=$1
-cache=${ROS_CACHE:-$HOME/.cache/ros}/src
-tarball=$cache/crun_$CRUN_VERSION.orig.tar.gz
-mkdir -p "$cache"
-if ! echo "$CRUN_ORIG_SHA256  $tarball" | sha256sum -c --status 2>/dev/null; then
-  url=$DEBIAN_MIRROR/pool/main/c/crun/crun_$CRUN_VERSION.orig.tar.gz
-  curl -fsS -o "$tarball.tmp" "$url" || { echo "crun: cannot download $url" >&2; exit 1; }
-  echo "$CRUN_ORIG_SHA256  $tarball.tmp" | sha256sum -c --status ||
-    { echo "crun: $url does not have the sha256 build/debian.env pins" >&2; rm -f "$tarball.tmp"; exit 1; }
-  mv "$tarball.tmp" "$tarball"
-fi
+tarball=$(fetch crun "pool/main/c/crun/crun_$CRUN_VERSION.orig.tar.gz" "$CRUN_ORIG_SHA256")
 work=$(mktemp -d -p out)
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$tarball" -C "$work"

@@ -14,24 +14,11 @@
 # good part of each run (docs/performance.md).
 set -euo pipefail
 . build/debian.env
+. build/fetch.sh
 dir=$1
-cache=${ROS_CACHE:-$HOME/.cache/ros}/src
-mkdir -p "$cache"
-
-# fetch PATH SHA256: the archive's file, into the cache, checked.
-fetch() {
-  local f=$cache/${1##*/}
-  if ! echo "$2  $f" | sha256sum -c --status 2>/dev/null; then
-    curl -fsS -o "$f.tmp" "$DEBIAN_MIRROR/$1" || { echo "iptables: cannot download $DEBIAN_MIRROR/$1" >&2; exit 1; }
-    echo "$2  $f.tmp" | sha256sum -c --status ||
-      { echo "iptables: $DEBIAN_MIRROR/$1 does not have the sha256 build/debian.env pins" >&2; rm -f "$f.tmp"; exit 1; }
-    mv "$f.tmp" "$f"
-  fi
-  echo "$f"
-}
-src=$(fetch "pool/main/i/iptables/iptables_$IPTABLES_VERSION.orig.tar.xz" "$IPTABLES_ORIG_SHA256")
-mnl=$(fetch "$LIBMNL_DEV_DEB" "$LIBMNL_DEV_SHA256")
-nftnl=$(fetch "$LIBNFTNL_DEV_DEB" "$LIBNFTNL_DEV_SHA256")
+src=$(fetch iptables "pool/main/i/iptables/iptables_$IPTABLES_VERSION.orig.tar.xz" "$IPTABLES_ORIG_SHA256")
+mnl=$(fetch iptables "$LIBMNL_DEV_DEB" "$LIBMNL_DEV_SHA256")
+nftnl=$(fetch iptables "$LIBNFTNL_DEV_DEB" "$LIBNFTNL_DEV_SHA256")
 
 mkdir -p out
 work=$(mktemp -d -p out)
