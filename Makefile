@@ -102,8 +102,9 @@ out/images/console.rootfs.tar: out/docker/docker
 # about 10 minutes on 2 cores, a change to cmd/kube seconds.
 K8S_VERSION := $(shell sed -n 's|^\s*k8s.io/kubernetes \(v[0-9.]*\).*|\1|p' cmd/kube/go.mod)
 CNI_PLUGINS_VERSION := v1.9.0
-# kine: the SQLite datastore (datastore: sqlite), pure Go without cgo.
-KINE_VERSION := v0.17.5
+# kine: the SQLite datastore (datastore: sqlite), pure Go without cgo,
+# with its SQLite driver only (cmd/kube/kine); the version is its go.mod's.
+KINE_VERSION := $(shell sed -n 's|^\s*github.com/k3s-io/kine \(v[0-9.]*\).*|\1|p' cmd/kube/kine/go.mod)
 CNI_PLUGINS := main/bridge main/loopback ipam/host-local meta/portmap
 KUBE_SRC := $(shell find cmd/kube -name '*.go' -not -name '*_test.go') cmd/kube/go.mod cmd/kube/go.sum
 KUBE_LDFLAGS := -s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
@@ -124,11 +125,8 @@ out/kube/cni/.done: Makefile
 	cd out/kube/cni && GOBIN=$(CURDIR)/out/kube/cni GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "-s -w" \
 	  $(CNI_PLUGINS:%=github.com/containernetworking/plugins/plugins/%@$(CNI_PLUGINS_VERSION))
 	touch $@
-out/kube/kine: Makefile
-	mkdir -p out/kube/kine.bin
-	cd out/kube && GOBIN=$(CURDIR)/out/kube/kine.bin GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "-s -w" \
-	  github.com/k3s-io/kine@$(KINE_VERSION)
-	mv out/kube/kine.bin/kine $@ && rmdir out/kube/kine.bin
+out/kube/kine: cmd/kube/kine/main.go cmd/kube/kine/go.mod cmd/kube/kine/go.sum
+	cd cmd/kube/kine && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/k3s-io/kine/pkg/version.Version=$(KINE_VERSION)" -o $(CURDIR)/$@ .
 out/kube/images/.done: out/kube/pause out/kube/coredns out/ros-build build/kube-images.sh cmd/kube/node/agent.go
 	build/kube-images.sh out/kube/images && touch $@
 # The e2e tests' workload image (busybox httpd).
@@ -186,12 +184,14 @@ test-unit: out/version lint
 	$(GO) vet -tags e2e,cluster ./tests/e2e/
 	$(GO) test ./...
 	cd cmd/kube && $(KUBE_GO_TEST) vet $(KUBE_UNIT) && $(KUBE_GO_TEST) test $(KUBE_UNIT)
+	cd cmd/kube/kine && $(KUBE_GO_TEST) vet ./... && $(KUBE_GO_TEST) test ./...
 
 # golangci-lint (.golangci.yml): errcheck, errorlint, staticcheck, unused,
 # a complexity limit, gofmt; in cmd/kube, on its own packages.
 lint: $(GOLANGCI)
 	$(GOLANGCI) run ./...
 	cd cmd/kube && CGO_ENABLED=0 GOFLAGS=-trimpath $(CURDIR)/$(GOLANGCI) run $(KUBE_UNIT)
+	cd cmd/kube/kine && CGO_ENABLED=0 GOFLAGS=-trimpath $(CURDIR)/$(GOLANGCI) run ./...
 $(GOLANGCI):
 	mkdir -p out/tools
 	GOBIN=$(CURDIR)/out/tools GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
