@@ -44,8 +44,10 @@ out/ros-build: $(GOSRC)
 # containerd and runc: the versions pinned in go.mod (tool directives); the
 # shim is containerd's runc v2 shim of that version, joining its group's
 # shim patiently (cmd/containerd-shim-runc-v2).
-out/bin/containerd: go.mod go.sum
-	CGO_ENABLED=0 $(GO) build -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/containerd
+# Without the OTLP tracing plugin (no_tracing), which every containerd the
+# OS starts (system, Docker's, Kubernetes') had disabled or unconfigured.
+out/bin/containerd: go.mod go.sum Makefile
+	CGO_ENABLED=0 $(GO) build -trimpath -tags "no_btrfs no_devmapper no_zfs no_tracing" -ldflags "-s -w" -o $@ github.com/containerd/containerd/v2/cmd/containerd
 out/bin/containerd-shim-runc-v2: $(GOSRC)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ ./cmd/containerd-shim-runc-v2
 # Its "commit:" line is the release's tag: Docker's info reads the runc
