@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"path/filepath"
@@ -73,7 +74,7 @@ func TestServesTheEtcdAPIOverSQLite(t *testing.T) {
 	go func() { done <- run(ctx, o) }()
 	defer func() {
 		cancel()
-		if err := <-done; err != context.Canceled {
+		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("run ended with %v, want context.Canceled", err)
 		}
 	}()
