@@ -99,8 +99,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		if !ok {
 			return o, fmt.Errorf("--endpoint: want sqlite://PATH, not a value without a scheme")
 		}
-		if scheme != "sqlite" {
-			return o, fmt.Errorf("--endpoint: the %q driver is not in this kine, which has SQLite only (sqlite://PATH)", scheme)
+		if scheme != "sqlite" && scheme != "litestream" {
+			return o, fmt.Errorf("--endpoint: the %q driver is not in this kine, which has SQLite only (sqlite://PATH, or litestream://PATH for its Litestream mode)", scheme)
 		}
 	}
 	return o, nil
@@ -190,7 +190,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if network == "unix" {
 		if err := os.Chmod(address, 0o600); err != nil {
-			return err
+			return fmt.Errorf("the socket's mode: %w", err)
 		}
 	}
 	served := make(chan error, 1)

@@ -20,6 +20,7 @@ func TestParseRefusesWhatItCannotServe(t *testing.T) {
 	}{
 		{[]string{"--endpoint=mysql://u@tcp(db)/k"}, `the "mysql" driver is not in this kine`},
 		{[]string{"--endpoint=/var/db"}, "want sqlite://PATH"},
+		{[]string{"--endpoint=postgres://u@db/k"}, `the "postgres" driver is not in this kine`},
 		{[]string{"--s3-bucket=b"}, "s3-bucket"},
 		{[]string{"--log-format=xml"}, `--log-format "xml"`},
 		{[]string{"serve"}, `flags only, not "serve"`},
